@@ -1,0 +1,49 @@
+# mmbench: two commands do all set-up on a fresh machine:
+#   make demo   -- installs, then runs the default suite on the embedded MovieLens-100K
+#   make test   -- installs, then runs the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU wheel first so that nothing pulls a multi-GB CUDA build; on a GPU machine use e.g.
+#   make setup TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= dev
+PYTEST_ARGS ?=
+# numba (ranx) caches its compiled kernels here so that CI does not recompile every run
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba-cache
+export PIP_DISABLE_PIP_VERSION_CHECK = 1
+
+.PHONY: setup demo test test-fast bench leaderboard clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=23.2"
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" || $(BIN)/python -m pip install -q torch
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" -e ".[$(EXTRAS)]" || $(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+demo: setup
+	$(BIN)/mmbench datasets list
+	$(BIN)/mmbench prepare ml-100k
+	$(BIN)/mmbench models list
+	$(BIN)/mmbench suite run leaderboards/ml100k-quick
+	$(BIN)/mmbench leaderboard build leaderboards/ml100k-quick
+
+test: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+leaderboard: setup
+	@for s in leaderboards/*/suite.toml; do \
+	  d=$$(dirname $$s); echo "== $$d"; $(BIN)/mmbench leaderboard build $$d --quiet || exit 1; \
+	done
+
+clean:
+	rm -rf $(VENV) .numba-cache .pytest_cache results

@@ -1,0 +1,32 @@
+"""Most-popular: rank items by their number of training interactions."""
+from __future__ import annotations
+
+import torch
+
+from mmbench.models import Recommender
+
+
+class Pop(Recommender):
+    """Popularity baseline: the same ranking for every user (ties broken by item index).
+
+    Needs no modality. A floor that any personalised model should beat.
+    """
+
+    paper = "non-personalised baseline"
+
+    def __init__(self):
+        pass
+
+    def fit(self, data, features=None, *, seed=0, device="cpu", validator=None):
+        from mmbench.train import resolve_device
+
+        self.device_ = resolve_device(device)
+        counts = torch.as_tensor(data.item_popularity(), dtype=torch.float32, device=self.device_)
+        # tiny decreasing tie-breaker so that equal counts rank by item index deterministically
+        self.scores_ = counts - torch.arange(data.n_items, device=self.device_) * 1e-7 / max(data.n_items, 1)
+        self.fit_info_ = {"best_epoch": 0, "epochs_run": 0}
+        return self
+
+    def score(self, users):
+        users = torch.as_tensor(users, device=self.device_)
+        return self.scores_.unsqueeze(0).repeat(len(users), 1)

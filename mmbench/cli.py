@@ -1,0 +1,261 @@
+"""The ``mmbench`` command line: thin wrappers over library functions.
+
+Every heavy import (torch, numpy-heavy modules, plugins) happens inside a command, so
+``mmbench --help`` and ``mmbench models list`` stay fast. Errors print as one line
+(``error: <where>: <what>; <what to do>``) with a non-zero exit.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import MMBenchError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MMBenchError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: nothing half-written was kept; rerun to continue", err=True)
+            ctx.exit(130)
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict:
+    out = {}
+    for p in pairs:
+        key, sep, value = p.partition("=")
+        if not sep or not key:
+            raise MMBenchError(f"parameter {p!r} is not key=value", hint="e.g. -p embedding_dim=64")
+        out[key.strip()] = _parse_value(value.strip())
+    return out
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mmbench")
+def main():
+    """mmbench: reproducible benchmarks for multimodal recommendation."""
+
+
+# -- datasets ---------------------------------------------------------------------------------
+@main.group(cls=_Group)
+def datasets():
+    """Dataset cards: list and inspect."""
+
+
+@datasets.command("list")
+def datasets_list():
+    """Every dataset card found (built-in, plugins, imported)."""
+    from tabulate import tabulate
+
+    from .data.cards import card_summary, list_cards
+
+    rows = [card_summary(c) for c in list_cards()]
+    click.echo(tabulate([[r["name"], r["version"], ", ".join(r["modalities"]), r["license"][:60], r["source"]]
+                         for r in rows], headers=["name", "version", "modalities", "license", "source"]))
+
+
+@datasets.command("info")
+@click.argument("name")
+def datasets_info(name):
+    """The card of NAME, its licence, and its statistics once prepared."""
+    from .data.cards import find_card
+    from .data.prepare import prepare_dir_for
+
+    card = find_card(name)
+    m = card.meta
+    click.echo(f"{m['title']} ({card.name} v{card.version})  [{card.path}]")
+    if m.get("description"):
+        click.echo(m["description"])
+    click.echo(f"license:    {m['license']}")
+    if m.get("citation"):
+        click.echo(f"citation:   {m['citation']}")
+    click.echo(f"format:     {m['format']}; modalities: {', '.join(m['modalities'])}")
+    for s in card.sources:
+        click.echo(f"source:     {s['name']}: {s.get('url') or 'package ' + s['package'] + '/' + s.get('path', '')}")
+    click.echo(f"filters:    {json.dumps(card.filters, sort_keys=True)}")
+    click.echo(f"split:      {json.dumps(card.split, sort_keys=True)}")
+    for src in card.sources:
+        d = prepare_dir_for(card, card.filters, card.split, src["name"])
+        if (d / "manifest.json").is_file():
+            man = json.loads((d / "manifest.json").read_text())
+            st = man["stats"]
+            click.echo(f"prepared:   {d}")
+            click.echo(f"fingerprint {man['fingerprint']}")
+            click.echo(f"stats:      {st['users']} users, {st['items']} items, {st['interactions']} interactions, "
+                       f"density {st['density']}")
+            for k in ("train", "valid", "test"):
+                v = st["splits"][k]
+                click.echo(f"  {k:<6} {v['interactions']} interactions, {v['users']} users, {v['items']} items")
+            break
+    else:
+        click.echo("not prepared yet: run `mmbench prepare " + card.name + "`")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--source", default=None, help="Which of the card's sources to use (default: first that works).")
+@click.option("--mirror", default=None, envvar="MMBENCH_MIRROR", help="Directory or URL replacing the origin.")
+@click.option("--force", is_flag=True, help="Rebuild even if prepared.")
+def prepare(name, source, mirror, force):
+    """Prepare dataset NAME: read, filter, split, fingerprint (into $MMBENCH_HOME)."""
+    from .data.cards import find_card
+    from .data.prepare import prepare as _prepare
+
+    card = find_card(name)
+    ds = _prepare(card, source=source, mirror=mirror, force=force)
+    st = ds.stats
+    click.echo(f"{ds.name} v{ds.version}: {st['users']} users, {st['items']} items, "
+               f"{st['interactions']} interactions -> {ds.path}")
+    sp = st["splits"]
+    click.echo(f"split train/valid/test: {sp['train']['interactions']} / {sp['valid']['interactions']} / "
+               f"{sp['test']['interactions']}; fingerprint {ds.fingerprint}")
+
+
+# -- models -----------------------------------------------------------------------------------
+@main.group(cls=_Group)
+def models():
+    """Registered models (entry points ``mmbench.models``)."""
+
+
+@models.command("list")
+@click.option("--check", is_flag=True, help="Import each plugin and report broken ones (slower).")
+def models_list(check):
+    """Every registered model, read from entry-point metadata (no plugin code is imported)."""
+    from . import registry
+
+    rows = []
+    for name, e in registry.entries("models").items():
+        module = e.value.split(":", 1)[0]
+        state = "ok"
+        if not registry.module_findable(module):
+            state = f"broken: module {module!r} not found"
+        if check and state == "ok":
+            try:
+                e.load()
+            except MMBenchError as exc:
+                state = "broken: " + str(exc).split(": ", 2)[-1]
+        rows.append((name, f"{e.distribution} {e.version}", e.value, state))
+    width = max((len(r[0]) for r in rows), default=4)
+    for name, dist, value, state in rows:
+        click.echo(f"{name:<{width}}  {dist:<22} {value:<45} {state}")
+
+
+# -- run --------------------------------------------------------------------------------------
+@main.command()
+@click.option("-m", "--model", "model", required=True, help="Registered model name or path/file.py:Class.")
+@click.option("-d", "--dataset", "dataset", required=True, help="Dataset card name (see `datasets list`).")
+@click.option("--seed", "seeds", type=int, multiple=True, default=(0,), show_default=True, help="Repeatable.")
+@click.option("-p", "--param", "params", multiple=True, help="Hyper-parameter key=value (repeatable).")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--results", type=click.Path(path_type=Path), default=None, help="Results folder (default ./results).")
+@click.option("--suite", "suite_name", default="adhoc", show_default=True, help="Suite label for the records.")
+@click.option("--feature", "features", multiple=True, help="Feature key to give the model (default: all).")
+@click.option("--force", is_flag=True, help="Re-run even if a record exists.")
+def run(model, dataset, seeds, params, device, results, suite_name, features, force):
+    """Train MODEL on DATASET (card's default protocol), evaluate, write run records."""
+    from .data.cards import find_card
+    from .data.prepare import prepare as _prepare
+    from .paths import default_results_dir
+    from .runner import ModelSpec, run_one
+
+    spec = ModelSpec.resolve(model)
+    given = _parse_params(params)
+    spec.params(given)  # unknown parameter -> error before preparing anything
+    ds = _prepare(find_card(dataset))
+    results = results or default_results_dir()
+    for seed in seeds:
+        rec, path, status = run_one(spec, ds, params=given, seed=seed, device=device, results=results,
+                                    suite=suite_name, force=force, feature_keys=list(features) or None)
+        if status == "busy":
+            click.echo(f"seed {seed}: another process is running this job ({path})")
+            continue
+        t = rec["metrics"]["test"]
+        shown = "  ".join(f"{k}={t[k]:.4f}" for k in ("recall@10", "ndcg@10", "rmse") if k in t)
+        click.echo(f"seed {seed}: {status}  {shown}  -> {path}")
+
+
+# -- suites -----------------------------------------------------------------------------------
+@main.group(cls=_Group)
+def suite():
+    """Run suites and see their state."""
+
+
+@suite.command("run")
+@click.argument("suite_path", type=click.Path(path_type=Path))
+@click.option("--only", multiple=True, help="Only this model (repeatable).")
+@click.option("--device", default=None, help="Override the suite's device.")
+@click.option("--results", type=click.Path(path_type=Path), default=None)
+@click.option("--force", is_flag=True)
+def suite_run(suite_path, only, device, results, force):
+    """Run what is missing in SUITE (existing records are skipped)."""
+    from .suite import load_suite, run_suite
+
+    s = load_suite(suite_path)
+    counts = run_suite(s, only=list(only) or None, device=device, results=results, force=force, echo=click.echo)
+    click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+    if counts["failed"]:
+        sys.exit(1)
+
+
+@suite.command("status")
+@click.argument("suite_path", type=click.Path(path_type=Path))
+@click.option("--results", type=click.Path(path_type=Path), default=None)
+def suite_status(suite_path, results):
+    """Done / missing / failed jobs of SUITE."""
+    from .suite import load_suite, status
+
+    rows = status(load_suite(suite_path), results)
+    for r in rows:
+        click.echo(f"{r['state']:<8} {r['model']:<20} {r['params_hash']} seed {r['seed']}"
+                   + (f"  {r['reason']}" if r["reason"] else ""))
+    counts = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    click.echo(" ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+
+
+# -- leaderboards -----------------------------------------------------------------------------
+@main.group(cls=_Group)
+def leaderboard():
+    """Build leaderboards from run records."""
+
+
+@leaderboard.command("build")
+@click.argument("suite_path", type=click.Path(path_type=Path))
+@click.option("--results", type=click.Path(path_type=Path), default=None)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default SUITE/v<N>).")
+@click.option("--quiet", is_flag=True)
+def leaderboard_build(suite_path, results, out, quiet):
+    """Write SUITE/v<N>/ README.md, leaderboard.csv and leaderboard.json from the records."""
+    from . import leaderboard as lbm
+    from .suite import load_suite
+
+    s = load_suite(suite_path)
+    lb = lbm.build(s, s.results_dir(results))
+    if not lb.rows:
+        raise MMBenchError(f"no valid records for suite {s.name!r} under {s.results_dir(results)}",
+                           hint=f"run `mmbench suite run {suite_path}` first")
+    folder = lbm.write(lb, s, out)
+    if not quiet:
+        click.echo(lbm.to_markdown(lb, s).split("## Protocol")[0].rstrip())
+    click.echo(f"wrote {folder}/README.md, leaderboard.csv, leaderboard.json "
+               f"({len(lb.rows)} models, {len(lb.rejected)} rejected, {len(lb.failed)} failed records)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

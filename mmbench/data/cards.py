@@ -1,0 +1,226 @@
+"""Dataset cards: one TOML file per dataset version, validated strictly.
+
+Cards are found, in order, in: directories named in ``$MMBENCH_CARDS`` (os.pathsep
+separated), the data home's ``cards/`` (written by ``mmbench import``), and every
+directory provided through the ``mmbench.datasets`` entry-point group (the built-in
+``datasets/`` folder is one of them, registered exactly like a plugin's).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, RegistryError
+from ..io import sha256_file
+from ..schema import ArrayOf, ListOf, Table, load_toml, validate
+
+SPLIT_METHODS = ("random_ratio", "temporal_ratio", "temporal_loo", "random_loo", "preset")
+
+FILTERS_SPEC = {
+    "min_rating": (float, False),
+    "user_core": (int, False),
+    "item_core": (int, False),
+    "duplicates": (str, False),  # "error" | "keep_first" | "keep_last"
+}
+SPLIT_SPEC = {
+    "method": (str, True),
+    "ratios": (ListOf(float), False),
+    "seed": (int, False),
+    "column": (str, False),  # for method = "preset"
+}
+SOURCE_SPEC = {
+    "name": (str, True),
+    "url": (str, False),
+    "package": (str, False),
+    "path": (str, False),
+    "files": (ListOf(str), False),
+    "sha256": (str, False),
+    "size": (int, False),
+    "archive": (bool, False),
+    "strip": (str, False),  # folder inside the archive that holds the files
+    "note": (str, False),
+    "format": (str, False),
+    "checksums": Table({}, open=True),  # file name -> sha256 of extracted/bundled files
+}
+CARD_SPEC = {
+    "dataset": Table({
+        "name": (str, True),
+        "version": (str, True),
+        "title": (str, True),
+        "description": (str, False),
+        "homepage": (str, False),
+        "license": (str, True),
+        "citation": (str, False),
+        "format": (str, True),
+        "modalities": (ListOf(str), True),
+        "tags": (ListOf(str), False),
+    }, required=True),
+    "sources": ArrayOf(SOURCE_SPEC, required=True),
+    "files": Table({}, required=True, open=True),  # role -> file name, e.g. interactions = "x.inter"
+    "columns": Table({
+        "user": (str, False), "item": (str, False), "rating": (str, False),
+        "timestamp": (str, False), "label": (str, False),
+    }),
+    "features": Table({}, open=True),  # feature key -> file name (row-aligned .npy)
+    "text": Table({"fields": (ListOf(str), True), "template": (str, False)}),
+    "filters": Table(FILTERS_SPEC),
+    "split": Table(SPLIT_SPEC, required=True),
+    "stats": Table({}, open=True),  # published statistics, checked after preparation
+}
+
+
+@dataclass
+class Card:
+    path: Path
+    data: dict
+    sha256: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.data["dataset"]["name"]
+
+    @property
+    def version(self) -> str:
+        return self.data["dataset"]["version"]
+
+    @property
+    def meta(self) -> dict:
+        return self.data["dataset"]
+
+    @property
+    def filters(self) -> dict:
+        return dict(self.data.get("filters", {}))
+
+    @property
+    def split(self) -> dict:
+        return dict(self.data["split"])
+
+    @property
+    def files(self) -> dict:
+        return dict(self.data["files"])
+
+    @property
+    def columns(self) -> dict:
+        cols = {"user": "user_id", "item": "item_id", "rating": "rating", "timestamp": "timestamp"}
+        cols.update(self.data.get("columns", {}))
+        return cols
+
+    @property
+    def sources(self) -> list[dict]:
+        return list(self.data["sources"])
+
+
+def validate_filters(filters: dict, where: str) -> dict:
+    validate(filters, FILTERS_SPEC, where=where, path="filters")
+    dup = filters.get("duplicates", "error")
+    if dup not in ("error", "keep_first", "keep_last"):
+        raise ConfigError(f"filters.duplicates must be error, keep_first or keep_last, got {dup!r}", where=where)
+    for k in ("user_core", "item_core"):
+        if filters.get(k, 0) < 0:
+            raise ConfigError(f"filters.{k} must be >= 0", where=where)
+    return filters
+
+
+def validate_split(split: dict, where: str) -> dict:
+    validate(split, SPLIT_SPEC, where=where, path="split")
+    method = split["method"]
+    if method not in SPLIT_METHODS:
+        raise ConfigError(f"split.method {method!r} is unknown", where=where,
+                          hint=f"use one of {', '.join(SPLIT_METHODS)}")
+    if method in ("random_ratio", "temporal_ratio"):
+        ratios = split.get("ratios")
+        if not ratios or len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
+            raise ConfigError(f"split.ratios must be three non-negative numbers summing to 1, got {ratios}",
+                              where=where)
+    if method == "preset" and "column" not in split:
+        raise ConfigError("split.method = 'preset' needs split.column (the label column)", where=where)
+    return split
+
+
+def load_card(path: str | Path) -> Card:
+    path = Path(path)
+    data = load_toml(path)
+    validate(data, CARD_SPEC, where=str(path))
+    validate_filters(data.get("filters", {}), str(path))
+    validate_split(data["split"], str(path))
+    if "interactions" not in data["files"]:
+        raise ConfigError("files.interactions is required (the interaction file name)", where=str(path))
+    for i, src in enumerate(data["sources"]):
+        if not (src.get("url") or src.get("package") or src.get("path")):
+            raise ConfigError(f"sources[{i}] needs a url, a package or a local path", where=str(path))
+    return Card(path=path, data=data, sha256=sha256_file(path))
+
+
+def card_dirs() -> list[Path]:
+    from .. import registry
+    from ..paths import local_cards_dir
+
+    dirs = [Path(p) for p in os.environ.get("MMBENCH_CARDS", "").split(os.pathsep) if p]
+    dirs.append(local_cards_dir())
+    for entry in registry.entries("datasets").values():
+        module = entry.value.split(":", 1)[0]
+        spec = importlib.util.find_spec(module)  # locates the folder without importing it
+        if spec and spec.submodule_search_locations:
+            dirs.extend(Path(p) for p in spec.submodule_search_locations)
+        elif spec and spec.origin:
+            dirs.append(Path(spec.origin).parent)
+    return dirs
+
+
+def _scan() -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
+    for d in card_dirs():
+        if not d.is_dir():
+            continue
+        for p in sorted(d.glob("*.toml")):
+            found.setdefault(p.stem, []).append(p)
+    return found
+
+
+def list_cards() -> list[Card]:
+    """Every card found; broken cards raise (a broken built-in is a bug to see at once)."""
+    cards = {}
+    for stem, paths in _scan().items():
+        card = load_card(paths[0])
+        cards.setdefault(card.name, card)
+    return [cards[k] for k in sorted(cards)]
+
+
+def find_card(name: str) -> Card:
+    """Find a card by dataset name (``ml-100k``) or ``name@version``, or by a TOML path."""
+    if name.endswith(".toml"):
+        return load_card(name)
+    want_version = None
+    if "@" in name:
+        name, want_version = name.split("@", 1)
+    scanned = _scan()
+    candidates = []
+    for stem, paths in scanned.items():
+        if stem == name or stem.startswith(name + "@") or stem.startswith(name + "-v"):
+            candidates.extend(paths)
+    cards = [load_card(p) for p in candidates]
+    cards = [c for c in cards if c.name == name and (want_version is None or c.version == want_version)]
+    if not cards:
+        import difflib
+
+        names = sorted({p.stem.split("@")[0] for p in [x for v in scanned.values() for x in v]})
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(map(repr, close))}?" if close else "`mmbench datasets list` shows them"
+        raise RegistryError(f"unknown dataset {name!r}" + (f" version {want_version}" if want_version else ""),
+                            hint=hint)
+    return cards[0]
+
+
+def card_summary(card: Card) -> dict[str, Any]:
+    m = card.meta
+    return {
+        "name": card.name,
+        "version": card.version,
+        "title": m["title"],
+        "license": m["license"],
+        "modalities": m["modalities"],
+        "source": next((s.get("url") or f"package:{s['package']}" for s in card.sources), ""),
+    }

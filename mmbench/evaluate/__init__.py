@@ -1,0 +1,1 @@
+"""Full-ranking evaluation on the device, ranking and rating metrics, per-user vectors."""

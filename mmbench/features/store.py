@@ -1,0 +1,168 @@
+"""Feature store: modality key -> float32 matrix row-aligned to the item index + a mask.
+
+Layout under a prepared dataset: ``features/<key with '/' as '__'>/`` holding
+``values.npy`` (float32, n_items x d), ``mask.npy`` (bool, n_items; True = row present)
+and ``meta.json`` (key, encoder, source, fingerprint). Rows whose mask is False are
+zero in ``values`` and must be treated as missing by models: no silent imputation.
+Files are loaded with ``allow_pickle=False``; every write is atomic.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from ..io import atomic_write_bytes, read_json, write_json
+
+_KEY = re.compile(r"^(text|image|audio|video|kg|meta|genre|[a-z][a-z0-9_]*)/[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def feature_fingerprint(values: np.ndarray, mask: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(f"{values.dtype.str}|{values.shape}|".encode())
+    h.update(np.ascontiguousarray(values).tobytes())
+    h.update(np.packbits(mask.astype(bool)).tobytes())
+    return h.hexdigest()
+
+
+def validate_matrix(values: Any, n_items: int, *, where: str) -> np.ndarray:
+    """Check a candidate feature matrix; return it as C-contiguous float32."""
+    arr = np.asarray(values)
+    if arr.dtype == object:
+        raise DataError("object arrays are not accepted (they would need unpickling)", where=where)
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise DataError(f"feature matrix has dtype {arr.dtype}, expected a real number type", where=where)
+    if arr.ndim != 2:
+        raise DataError(f"feature matrix has shape {arr.shape}, expected (n_items, dim)", where=where)
+    if arr.shape[0] != n_items:
+        raise DataError(f"feature matrix has {arr.shape[0]} rows but the dataset has {n_items} items",
+                        where=where, hint="rows must be aligned to the item index")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        row, col = map(int, np.argwhere(bad)[0])
+        raise DataError(f"non-finite value {arr[row, col]} at row {row}, column {col} "
+                        f"({int(bad.any(axis=1).sum())} rows affected)", where=where,
+                        hint="mark missing rows with a mask instead of NaN")
+    return arr
+
+
+def load_npy(path: Path) -> np.ndarray:
+    """Load a ``.npy`` safely (never unpickles)."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError("file not found", where=str(path)) from None
+    except ValueError as e:
+        raise DataError(f"cannot read as a plain numeric .npy ({e})", where=str(path),
+                        hint="pickled/object arrays are refused; save with np.save(arr.astype('float32'))") from None
+    except (OSError, EOFError) as e:
+        raise DataError(f"corrupt or truncated .npy ({e})", where=str(path)) from None
+
+
+@dataclass(frozen=True)
+class Feature:
+    key: str
+    values: np.ndarray  # float32 (n_items, d)
+    mask: np.ndarray  # bool (n_items,), True where the row is present
+    fingerprint: str
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return int(self.values.shape[1])
+
+    @property
+    def modality(self) -> str:
+        return self.key.split("/", 1)[0]
+
+
+class FeatureStore:
+    """Feature matrices of one prepared dataset."""
+
+    def __init__(self, root: str | Path, n_items: int):
+        self.root = Path(root)
+        self.n_items = int(n_items)
+        self._cache: dict[str, Feature] = {}
+
+    @staticmethod
+    def check_key(key: str) -> str:
+        if not _KEY.match(key):
+            raise DataError(f"invalid feature key {key!r}",
+                            hint="use '<modality>/<name>', e.g. 'text/all-MiniLM-L6-v2' or 'audio/vggish'")
+        return key
+
+    def _dir(self, key: str) -> Path:
+        return self.root / self.check_key(key).replace("/", "__")
+
+    def keys(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        out = []
+        for d in sorted(self.root.iterdir()):
+            if (d / "meta.json").is_file():
+                out.append(d.name.replace("__", "/", 1))
+        return out
+
+    def __contains__(self, key: str) -> bool:
+        return (self._dir(key) / "meta.json").is_file()
+
+    def modalities(self) -> set[str]:
+        return {k.split("/", 1)[0] for k in self.keys()}
+
+    def keys_for(self, modality: str) -> list[str]:
+        return [k for k in self.keys() if k.split("/", 1)[0] == modality]
+
+    def put(self, key: str, values: Any, mask: Any | None = None, meta: dict | None = None) -> Feature:
+        d = self._dir(key)
+        arr = validate_matrix(values, self.n_items, where=f"feature {key}")
+        if mask is None:
+            m = np.ones(self.n_items, dtype=bool)
+        else:
+            m = np.asarray(mask, dtype=bool)
+            if m.shape != (self.n_items,):
+                raise DataError(f"mask has shape {m.shape}, expected ({self.n_items},)", where=f"feature {key}")
+        arr = arr.copy()
+        arr[~m] = 0.0  # missing rows carry no values; models must use the mask
+        fp = feature_fingerprint(arr, m)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, a in (("values.npy", arr), ("mask.npy", m)):
+            buf = io.BytesIO()
+            np.save(buf, a, allow_pickle=False)
+            atomic_write_bytes(d / name, buf.getvalue())
+        info = dict(meta or {})
+        info.update({"key": key, "fingerprint": fp, "shape": list(arr.shape),
+                     "missing_rows": int((~m).sum())})
+        write_json(d / "meta.json", info)  # written last: its presence marks a complete feature
+        feat = Feature(key, arr, m, fp, info)
+        self._cache[key] = feat
+        return feat
+
+    def get(self, key: str) -> Feature:
+        if key in self._cache:
+            return self._cache[key]
+        d = self._dir(key)
+        if not (d / "meta.json").is_file():
+            have = ", ".join(self.keys()) or "none"
+            raise DataError(f"feature {key!r} not found (available: {have})", where=str(self.root),
+                            hint="run `mmbench features extract` or import the features")
+        meta = read_json(d / "meta.json")
+        values = load_npy(d / "values.npy")
+        mask = load_npy(d / "mask.npy").astype(bool)
+        values = validate_matrix(values, self.n_items, where=str(d / "values.npy"))
+        fp = feature_fingerprint(values, mask)
+        if fp != meta.get("fingerprint"):
+            raise DataError("feature files do not match their recorded fingerprint (modified or corrupt)",
+                            where=str(d), hint="re-extract or re-import this feature")
+        feat = Feature(key, values, mask, fp, meta)
+        self._cache[key] = feat
+        return feat
+
+    def fingerprints(self, keys: list[str] | None = None) -> dict[str, str]:
+        return {k: self.get(k).fingerprint for k in (self.keys() if keys is None else keys)}

@@ -1,0 +1,83 @@
+"""Base class for torch models trained with the shared loop.
+
+A subclass implements ``build(data, features)`` (returns an ``nn.Module``), ``loss(batch)``
+and ``score_module(users)``; by default batches are BPR triples (user, positive,
+uniform negative) over the training interactions, reshuffled each epoch.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .models import Recommender
+from .train import NegativeSampler, fit_loop, resolve_device, seed_everything
+
+
+class TorchRecommender(Recommender):
+    # subclasses define these as __init__ parameters (so they are recorded and hashed)
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.0
+    patience: int = 10
+    eval_every: int = 1
+
+    def build(self, data, features) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def loss(self, batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def score_module(self, users: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- batches -------------------------------------------------------------------------
+    def triples(self, data, epoch: int) -> Iterator[tuple[torch.Tensor, ...]]:
+        n = len(data)
+        perm = torch.randperm(n, generator=self.generator_)
+        for s in range(0, n, self.batch_size):
+            idx = perm[s:s + self.batch_size]
+            u = self.users_t_[idx.to(self.users_t_.device)]
+            i = self.items_t_[idx.to(self.items_t_.device)]
+            j = self.sampler_.sample(u, self.generator_)
+            yield u, i, j
+
+    def batches(self, data, epoch: int):
+        return self.triples(data, epoch)
+
+    # -- protocol ------------------------------------------------------------------------
+    def fit(self, data, features=None, *, seed: int = 0, device: str = "cpu", validator=None):
+        self.device_ = resolve_device(device)
+        self.generator_ = seed_everything(seed)
+        self.n_users_, self.n_items_ = data.n_users, data.n_items
+        self.users_t_ = torch.as_tensor(data.user, dtype=torch.long, device=self.device_)
+        self.items_t_ = torch.as_tensor(data.item, dtype=torch.long, device=self.device_)
+        self.sampler_ = NegativeSampler(data.user, data.item, data.n_items, device=self.device_)
+        self.module_ = self.build(data, features or {}).to(self.device_)
+        result = fit_loop(self, self.module_, lambda ep: self.batches(data, ep), self.loss,
+                          epochs=self.epochs, lr=self.lr, weight_decay=getattr(self, "weight_decay", 0.0),
+                          patience=getattr(self, "patience", 10), eval_every=getattr(self, "eval_every", 1),
+                          validator=validator, desc=type(self).__name__)
+        self.fit_info_ = result.as_dict()
+        return self
+
+    def score(self, users):
+        users = torch.as_tensor(users, dtype=torch.long, device=self.device_)
+        self.module_.eval()
+        with torch.no_grad():
+            return self.score_module(users)
+
+
+def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    return -torch.nn.functional.logsigmoid(pos - neg).mean()
+
+
+def l2(*tensors: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of the squared L2 norms (RecBole's EmbLoss convention)."""
+    return sum(t.pow(2).sum() for t in tensors) / tensors[0].shape[0]
+
+
+def np_to_tensor(a: np.ndarray, device) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(a), device=device)

@@ -1,0 +1,101 @@
+"""Run records: one JSON per (suite, dataset, model, params, seed), written atomically.
+
+Path: ``<results>/<suite>/<dataset>/<model>/<params_hash[:8]>/seed<N>.json`` with the
+per-user metric vectors beside it (``seed<N>.per_user.npz``, no pickles). NaN is never
+written; a failed run is recorded with ``status = "failed"`` and its reason.
+"""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import RecordError
+from .io import atomic_write_bytes, read_json, write_json
+
+SCHEMA = "mmbench.run/1"
+
+_REQUIRED = {
+    "schema": str, "status": str, "suite": str, "dataset": dict, "features": dict, "model": dict,
+    "protocol": dict, "protocol_hash": str, "seed": int, "selection": dict, "metrics": dict,
+    "timing": dict, "env": dict, "created": str,
+}
+_MODEL_REQUIRED = {"name": str, "params": dict, "params_hash": str, "distribution": str, "version": str}
+
+
+def record_path(results: Path, suite: str, dataset: str, model: str, params_hash: str, seed: int) -> Path:
+    return Path(results) / suite / dataset / model / params_hash[:8] / f"seed{seed}.json"
+
+
+def per_user_path(record_file: Path) -> Path:
+    return record_file.with_name(record_file.stem + ".per_user.npz")
+
+
+def validate_record(rec: Any, where: str) -> dict:
+    if not isinstance(rec, dict):
+        raise RecordError("a record must be a JSON object", where=where)
+    if rec.get("schema") != SCHEMA:
+        raise RecordError(f"schema is {rec.get('schema')!r}, expected {SCHEMA!r}", where=where)
+    for key, typ in _REQUIRED.items():
+        if key not in rec:
+            raise RecordError(f"missing field {key!r}", where=where)
+        if not isinstance(rec[key], typ) or (typ is int and isinstance(rec[key], bool)):
+            raise RecordError(f"field {key!r} must be {typ.__name__}", where=where)
+    for key, typ in _MODEL_REQUIRED.items():
+        if not isinstance(rec["model"].get(key), typ):
+            raise RecordError(f"field 'model.{key}' missing or not {typ.__name__}", where=where)
+    if rec["status"] not in ("ok", "failed"):
+        raise RecordError(f"status must be 'ok' or 'failed', got {rec['status']!r}", where=where)
+    if rec["status"] == "failed" and not rec.get("error"):
+        raise RecordError("a failed record must say why (field 'error')", where=where)
+    if rec["status"] == "ok":
+        for split in ("valid", "test"):
+            vals = rec["metrics"].get(split)
+            if not isinstance(vals, dict) or not vals:
+                raise RecordError(f"metrics.{split} missing", where=where)
+            for k, v in vals.items():
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                    raise RecordError(f"metrics.{split}.{k} is not a finite number: {v!r}", where=where)
+    for key in ("name", "fingerprint"):
+        if not isinstance(rec["dataset"].get(key), str):
+            raise RecordError(f"field 'dataset.{key}' missing", where=where)
+    return rec
+
+
+def write_record(path: Path, rec: dict, per_user: dict[str, np.ndarray] | None = None) -> None:
+    validate_record(rec, str(path))
+    if per_user:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **{k: np.asarray(v) for k, v in per_user.items()})
+        atomic_write_bytes(per_user_path(path), buf.getvalue())
+    write_json(path, rec)  # the record last: its presence means the run is complete
+
+
+def read_record(path: Path) -> dict:
+    return validate_record(read_json(path), str(path))
+
+
+def read_per_user(record_file: Path) -> dict[str, np.ndarray]:
+    p = per_user_path(record_file)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise RecordError("per-user metric file not found", where=str(p)) from None
+    except (ValueError, OSError) as e:
+        raise RecordError(f"cannot read per-user metrics ({e})", where=str(p)) from None
+
+
+def iter_records(results: Path, suite: str | None = None):
+    """Yield (path, record or RecordError) for every record under results[/suite]."""
+    root = Path(results) / suite if suite else Path(results)
+    if not root.is_dir():
+        return
+    for p in sorted(root.rglob("seed*.json")):
+        try:
+            yield p, read_record(p)
+        except Exception as e:  # noqa: BLE001 - reported, never averaged
+            yield p, e

@@ -1,0 +1,173 @@
+"""Shared training loop: seeding + determinism, mini-batches, negative sampling, Adam,
+early stopping on a validation metric, best-epoch restore, progress bar, divergence stop."""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from .errors import TrainingError
+from .models import Recommender
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed every RNG and ask torch for deterministic kernels; returns a CPU generator."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        from .errors import MMBenchError
+
+        raise MMBenchError(f"device {device!r} requested but CUDA is not available", hint="use --device cpu or auto")
+    return device
+
+
+class NegativeSampler:
+    """Uniform negatives excluding each user's training positives (vectorised rejection)."""
+
+    def __init__(self, user: np.ndarray, item: np.ndarray, n_items: int, device="cpu"):
+        self.n_items = n_items
+        self.device = device
+        keys = np.unique(user.astype(np.int64) * n_items + item.astype(np.int64))
+        self.keys = torch.as_tensor(keys, device=device)
+
+    def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        q = users * self.n_items + items
+        pos = torch.searchsorted(self.keys, q).clamp(max=len(self.keys) - 1)
+        return self.keys[pos] == q
+
+    def sample(self, users: torch.Tensor, generator: torch.Generator, tries: int = 20) -> torch.Tensor:
+        neg = torch.randint(self.n_items, users.shape, generator=generator).to(users.device)
+        for _ in range(tries):
+            bad = self.is_positive(users, neg)
+            if not bad.any():
+                break
+            redraw = torch.randint(self.n_items, (int(bad.sum()),), generator=generator).to(users.device)
+            neg[bad] = redraw
+        bad = self.is_positive(users, neg)
+        if bad.any():  # users who saw most items: draw exactly from their complement
+            for k in torch.nonzero(bad).flatten().tolist():
+                u = int(users[k])
+                lo = int(torch.searchsorted(self.keys, torch.tensor(u * self.n_items, device=self.keys.device)))
+                hi = int(torch.searchsorted(self.keys, torch.tensor((u + 1) * self.n_items, device=self.keys.device)))
+                seen = (self.keys[lo:hi] - u * self.n_items).cpu()
+                free = torch.ones(self.n_items, dtype=torch.bool)
+                free[seen] = False
+                choices = torch.nonzero(free).flatten()
+                if len(choices) == 0:
+                    continue  # the user saw every item: no negative exists
+                pick = torch.randint(len(choices), (1,), generator=generator)
+                neg[k] = choices[pick].to(neg.device)
+        return neg
+
+
+@dataclass
+class FitResult:
+    best_epoch: int = 0
+    epochs_run: int = 0
+    best_valid: float | None = None
+    history: list = field(default_factory=list)
+    seconds_per_epoch: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {"best_epoch": self.best_epoch, "epochs_run": self.epochs_run, "best_valid": self.best_valid,
+                "seconds_per_epoch": round(self.seconds_per_epoch, 6),
+                "history": self.history}
+
+
+def _progress(total: int, desc: str):
+    try:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, leave=False, disable=None, dynamic_ncols=True)
+    except ImportError:  # pragma: no cover
+        return None
+
+
+def fit_loop(model: Recommender, module: torch.nn.Module, batches: Callable[[int], Iterable],
+             loss_fn: Callable[[object], torch.Tensor], *, epochs: int, lr: float, weight_decay: float = 0.0,
+             patience: int = 10, eval_every: int = 1, validator=None, max_grad_norm: float | None = None,
+             desc: str = "train", on_epoch_end: Callable[[int], None] | None = None) -> FitResult:
+    """Train ``module`` with Adam; early-stop on ``validator`` (higher is better unless it
+    says otherwise) and restore the best epoch's parameters. NaN/inf stops the run."""
+    opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
+    res = FitResult()
+    best_state = None
+    best = -math.inf
+    sign = 1.0
+    if validator is not None and not getattr(validator, "higher_is_better", True):
+        sign = -1.0
+    bad_evals = 0
+    bar = _progress(epochs, desc)
+    t_train = 0.0
+    for epoch in range(1, epochs + 1):
+        module.train()
+        t0 = time.perf_counter()
+        total, n = 0.0, 0
+        for b, batch in enumerate(batches(epoch)):
+            loss = loss_fn(batch)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"loss became {loss.item()} at epoch {epoch}, batch {b}",
+                                    hint="lower lr or raise regularisation")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if max_grad_norm is not None:
+                norm = torch.nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
+                if not torch.isfinite(norm):
+                    raise TrainingError(f"gradient norm became {norm.item()} at epoch {epoch}, batch {b}",
+                                        hint="lower lr")
+            opt.step()
+            total += loss.detach()
+            n += 1
+        epoch_loss = float(total / max(n, 1))
+        t_train += time.perf_counter() - t0
+        entry = {"epoch": epoch, "loss": round(epoch_loss, 6)}
+        res.epochs_run = epoch
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+        if validator is not None and (epoch % eval_every == 0 or epoch == epochs):
+            module.eval()
+            value = float(validator(model))
+            entry["valid"] = round(value, 6)
+            if sign * value > best:
+                best = sign * value
+                res.best_epoch, res.best_valid = epoch, value
+                best_state = copy.deepcopy(module.state_dict())
+                bad_evals = 0
+            else:
+                bad_evals += 1
+        res.history.append(entry)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(entry)
+        if validator is not None and bad_evals >= patience:
+            break
+    if bar is not None:
+        bar.close()
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    elif validator is None:
+        res.best_epoch = res.epochs_run
+    module.eval()
+    res.seconds_per_epoch = t_train / max(res.epochs_run, 1)
+    return res

@@ -1,0 +1,52 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    """Every test gets its own data home and results folder unless it asks for the shared one."""
+    monkeypatch.setenv("MMBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MMBENCH_MIRROR", raising=False)
+    monkeypatch.delenv("MMBENCH_CARDS", raising=False)
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("mmhome")
+
+
+@pytest.fixture
+def ml100k(session_home, monkeypatch):
+    """The embedded MovieLens-100K, prepared once per test session."""
+    monkeypatch.setenv("MMBENCH_HOME", str(session_home))
+    from mmbench.data.cards import find_card
+    from mmbench.data.prepare import prepare
+
+    return prepare(find_card("ml-100k"))
+
+
+@pytest.fixture
+def cards_dir(tmp_path, monkeypatch):
+    d = tmp_path / "cards"
+    d.mkdir()
+    monkeypatch.setenv("MMBENCH_CARDS", str(d))
+    return d
+
+
+def run_cli(*args, env=None, cwd=None, check=True):
+    """Run the real console entry point in a subprocess (what a user types)."""
+    import subprocess
+
+    e = dict(os.environ)
+    e.update(env or {})
+    proc = subprocess.run([sys.executable, "-m", "mmbench", *map(str, args)], capture_output=True, text=True,
+                          env=e, cwd=cwd)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"mmbench {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
