@@ -257,5 +257,8 @@ def leaderboard_build(suite_path, results, out, quiet):
                f"({len(lb.rows)} models, {len(lb.rejected)} rejected, {len(lb.failed)} failed records)")
 
 
+# Commands of other areas live in their own modules (each imports its heavy parts lazily).
+from . import cli_board, cli_data, cli_models  # noqa: E402,F401
+
 if __name__ == "__main__":  # pragma: no cover
     main()
