@@ -144,13 +144,23 @@ def prepare(card: Card, *, filters: dict | None = None, split: dict | None = Non
     split = validate_split(dict(card.split if split is None else split), where)
     src, folder = resolve_source(card, source, mirror)
     out = prepare_dir_for(card, filters, split, src["name"])
-    if out.is_dir() and not force:
-        try:
-            ds = PreparedDataset.load(out)
-            if ds.manifest.get("card_sha256") == card.sha256:
-                return ds
-        except DataError:
-            pass  # corrupt or stale: rebuild below
+    out.parent.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock
+
+    # one builder at a time per prepared folder (several runs may start at once)
+    with FileLock(str(out) + ".lock"):
+        if out.is_dir() and not force:
+            try:
+                ds = PreparedDataset.load(out)
+                if ds.manifest.get("card_sha256") == card.sha256:
+                    return ds
+            except DataError:
+                pass  # corrupt or stale: rebuild below
+        return _build(card, src, folder, filters, split, out)
+
+
+def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out: Path) -> PreparedDataset:
+    where = str(card.path)
     files = [f for f in card.files.values() if (folder / f).exists() or f == card.files["interactions"]]
     input_sums = _verify_checksums(src, folder, sorted(set(files)))
 
@@ -190,7 +200,7 @@ def prepare(card: Card, *, filters: dict | None = None, split: dict | None = Non
     fingerprint = split_fingerprint(arrays, user_map, item_map)
 
     tmp = out.with_name(out.name + ".incomplete")
-    if tmp.exists():
+    if tmp.exists():  # left by a killed run (we hold the lock): start over
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     files_written = {}
