@@ -59,7 +59,7 @@ class TorchRecommender(Recommender):
         result = fit_loop(self, self.module_, lambda ep: self.batches(data, ep), self.loss,
                           epochs=self.epochs, lr=self.lr, weight_decay=getattr(self, "weight_decay", 0.0),
                           patience=getattr(self, "patience", 10), eval_every=getattr(self, "eval_every", 1),
-                          validator=validator, desc=type(self).__name__)
+                          validator=validator, desc=type(self).__name__, generator=self.generator_)
         self.fit_info_ = result.as_dict()
         return self
 

@@ -88,10 +88,11 @@ class FitResult:
     best_valid: float | None = None
     history: list = field(default_factory=list)
     seconds_per_epoch: float = 0.0
+    resumed_from: int | None = None
 
     def as_dict(self) -> dict:
         return {"best_epoch": self.best_epoch, "epochs_run": self.epochs_run, "best_valid": self.best_valid,
-                "seconds_per_epoch": round(self.seconds_per_epoch, 6),
+                "seconds_per_epoch": round(self.seconds_per_epoch, 6), "resumed_from": self.resumed_from,
                 "history": self.history}
 
 
@@ -107,9 +108,14 @@ def _progress(total: int, desc: str):
 def fit_loop(model: Recommender, module: torch.nn.Module, batches: Callable[[int], Iterable],
              loss_fn: Callable[[object], torch.Tensor], *, epochs: int, lr: float, weight_decay: float = 0.0,
              patience: int = 10, eval_every: int = 1, validator=None, max_grad_norm: float | None = None,
-             desc: str = "train", on_epoch_end: Callable[[int], None] | None = None) -> FitResult:
+             desc: str = "train", on_epoch_end: Callable[[int], None] | None = None,
+             generator: torch.Generator | None = None) -> FitResult:
     """Train ``module`` with Adam; early-stop on ``validator`` (higher is better unless it
-    says otherwise) and restore the best epoch's parameters. NaN/inf stops the run."""
+    says otherwise) and restore the best epoch's parameters. NaN/inf stops the run.
+
+    When the harness's validator carries ``checkpoint`` (a path) the loop saves its whole
+    state after every epoch (atomically); with ``validator.resume`` it continues from that
+    checkpoint and ends with the same numbers as an uninterrupted run."""
     opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
     res = FitResult()
     best_state = None
@@ -118,9 +124,27 @@ def fit_loop(model: Recommender, module: torch.nn.Module, batches: Callable[[int
     if validator is not None and not getattr(validator, "higher_is_better", True):
         sign = -1.0
     bad_evals = 0
+    start = 1
+    ckpt = getattr(validator, "checkpoint", None)
+    if ckpt is not None and getattr(validator, "resume", False):
+        state = load_checkpoint(ckpt, getattr(validator, "checkpoint_key", ""))
+        if state is not None:
+            module.load_state_dict(state["module"])
+            opt.load_state_dict(state["optim"])
+            best_state = state["best_state"] or None
+            best, bad_evals = state["best"], state["bad_evals"]
+            res.best_epoch, res.best_valid = state["best_epoch"], state["best_valid"]
+            res.history = list(state["history"])
+            res.resumed_from = state["epoch"]
+            torch.set_rng_state(state["torch_rng"])
+            if generator is not None:
+                generator.set_state(state["generator"])
+            start = state["epoch"] + 1
+            if state["stopped"]:
+                start = epochs + 1
     bar = _progress(epochs, desc)
     t_train = 0.0
-    for epoch in range(1, epochs + 1):
+    for epoch in range(start, epochs + 1):
         module.train()
         t0 = time.perf_counter()
         total, n = 0.0, 0
@@ -160,7 +184,16 @@ def fit_loop(model: Recommender, module: torch.nn.Module, batches: Callable[[int
         if bar is not None:
             bar.update(1)
             bar.set_postfix(entry)
-        if validator is not None and bad_evals >= patience:
+        stop = validator is not None and bad_evals >= patience
+        if ckpt is not None:
+            save_checkpoint(ckpt, {
+                "key": getattr(validator, "checkpoint_key", ""), "epoch": epoch, "stopped": stop,
+                "module": module.state_dict(), "optim": opt.state_dict(), "best_state": best_state or {},
+                "best": best, "bad_evals": bad_evals, "best_epoch": res.best_epoch, "best_valid": res.best_valid,
+                "history": res.history, "torch_rng": torch.get_rng_state(),
+                "generator": generator.get_state() if generator is not None else torch.ByteTensor(),
+            })
+        if stop:
             break
     if bar is not None:
         bar.close()
@@ -169,5 +202,34 @@ def fit_loop(model: Recommender, module: torch.nn.Module, batches: Callable[[int
     elif validator is None:
         res.best_epoch = res.epochs_run
     module.eval()
-    res.seconds_per_epoch = t_train / max(res.epochs_run, 1)
+    res.epochs_run = max(res.epochs_run, len(res.history))
+    res.seconds_per_epoch = t_train / max(res.epochs_run - (res.resumed_from or 0), 1)
     return res
+
+
+def save_checkpoint(path, state: dict) -> None:
+    import io as _io
+
+    from .io import atomic_write_bytes
+
+    buf = _io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path, key: str) -> dict | None:
+    """A checkpoint of the same job (same key), or None. Loaded weights-only: never unpickles code."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a corrupt checkpoint is ignored, never trusted
+        import warnings
+
+        warnings.warn(f"{path}: unreadable checkpoint ignored ({type(e).__name__}); training starts over")
+        return None
+    if not isinstance(state, dict) or state.get("key") != key:
+        return None
+    return state
