@@ -164,6 +164,10 @@ def fit_loop(model: Recommender, module: torch.nn.Module, batches: Callable[[int
             total += loss.detach()
             n += 1
         epoch_loss = float(total / max(n, 1))
+        for name, p in module.named_parameters():
+            if not torch.isfinite(p).all():
+                raise TrainingError(f"parameter {name!r} became non-finite at epoch {epoch} (exploding gradients)",
+                                    hint="lower lr, raise regularisation or set max_grad_norm")
         t_train += time.perf_counter() - t0
         entry = {"epoch": epoch, "loss": round(epoch_loss, 6)}
         res.epochs_run = epoch

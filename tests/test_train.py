@@ -79,3 +79,19 @@ def test_divergence_is_recorded_as_failed(planted, tmp_path):
 
     data = json.loads(rec.read_text())
     assert data["status"] == "failed" and "loss became" in data["error"]
+
+
+def test_exploding_parameters_stop_the_run(planted):
+    from mmbench.train import fit_loop
+
+    module = torch.nn.Linear(2, 1)
+    x = torch.ones(4, 2)
+
+    def loss_fn(_):
+        loss = module(x).mean()  # finite
+        with torch.no_grad():  # an update that overflows, as exploding gradients do
+            module.weight.mul_(1e30).mul_(1e30)
+        return loss
+
+    with pytest.raises(TrainingError, match="'weight' became non-finite at epoch 1"):
+        fit_loop(None, module, lambda ep: [0], loss_fn, epochs=3, lr=1e-3)
