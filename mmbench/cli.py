@@ -73,7 +73,7 @@ def datasets_list():
 @click.argument("name")
 def datasets_info(name):
     """The card of NAME, its licence, and its statistics once prepared."""
-    from .data.cards import find_card
+    from .data.cards import find_card, source_label
     from .data.prepare import prepare_dir_for
 
     card = find_card(name)
@@ -86,9 +86,11 @@ def datasets_info(name):
         click.echo(f"citation:   {m['citation']}")
     click.echo(f"format:     {m['format']}; modalities: {', '.join(m['modalities'])}")
     for s in card.sources:
-        click.echo(f"source:     {s['name']}: {s.get('url') or 'package ' + s['package'] + '/' + s.get('path', '')}")
+        click.echo(f"source:     {s['name']}: {source_label(s)}" + (f"  ({s['note']})" if s.get("note") else ""))
     click.echo(f"filters:    {json.dumps(card.filters, sort_keys=True)}")
     click.echo(f"split:      {json.dumps(card.split, sort_keys=True)}")
+    if card.data.get("stats"):
+        click.echo("published:  " + ", ".join(f"{k} {v}" for k, v in card.data["stats"].items()))
     for src in card.sources:
         d = prepare_dir_for(card, card.filters, card.split, src["name"])
         if (d / "manifest.json").is_file():
@@ -101,6 +103,8 @@ def datasets_info(name):
             for k in ("train", "valid", "test"):
                 v = st["splits"][k]
                 click.echo(f"  {k:<6} {v['interactions']} interactions, {v['users']} users, {v['items']} items")
+            for key, fp in sorted(man.get("features", {}).items()):
+                click.echo(f"feature:    {key}  {fp[:16]}")
             break
     else:
         click.echo("not prepared yet: run `mmbench prepare " + card.name + "`")
@@ -166,7 +170,8 @@ def models_list(check):
 @click.option("--suite", "suite_name", default="adhoc", show_default=True, help="Suite label for the records.")
 @click.option("--feature", "features", multiple=True, help="Feature key to give the model (default: all).")
 @click.option("--force", is_flag=True, help="Re-run even if a record exists.")
-def run(model, dataset, seeds, params, device, results, suite_name, features, force):
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+def run(model, dataset, seeds, params, device, results, suite_name, features, force, resume):
     """Train MODEL on DATASET (card's default protocol), evaluate, write run records."""
     from .data.cards import find_card
     from .data.prepare import prepare as _prepare
@@ -180,7 +185,8 @@ def run(model, dataset, seeds, params, device, results, suite_name, features, fo
     results = results or default_results_dir()
     for seed in seeds:
         rec, path, status = run_one(spec, ds, params=given, seed=seed, device=device, results=results,
-                                    suite=suite_name, force=force, feature_keys=list(features) or None)
+                                    suite=suite_name, force=force, feature_keys=list(features) or None,
+                                    resume=resume)
         if status == "busy":
             click.echo(f"seed {seed}: another process is running this job ({path})")
             continue
@@ -201,12 +207,19 @@ def suite():
 @click.option("--device", default=None, help="Override the suite's device.")
 @click.option("--results", type=click.Path(path_type=Path), default=None)
 @click.option("--force", is_flag=True)
-def suite_run(suite_path, only, device, results, force):
-    """Run what is missing in SUITE (existing records are skipped)."""
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where jobs run (ray: needs the Ray backend installed).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Parallel jobs (default: sized to the machine; 1 = in this process).")
+@click.option("--address", default=None, help="Ray cluster address (--backend ray; default: a local instance).")
+def suite_run(suite_path, only, device, results, force, backend, workers, address):
+    """Run what is missing in SUITE (existing records are skipped): hyper-parameter
+    searches on validation first, then the chosen configurations on every seed."""
     from .suite import load_suite, run_suite
 
     s = load_suite(suite_path)
-    counts = run_suite(s, only=list(only) or None, device=device, results=results, force=force, echo=click.echo)
+    counts = run_suite(s, only=list(only) or None, device=device, results=results, force=force, echo=click.echo,
+                       backend=backend, workers=workers, address=address)
     click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
     if counts["failed"]:
         sys.exit(1)
@@ -220,8 +233,10 @@ def suite_status(suite_path, results):
     from .suite import load_suite, status
 
     rows = status(load_suite(suite_path), results)
+    width = max((len(r["model"]) for r in rows), default=5)
     for r in rows:
-        click.echo(f"{r['state']:<8} {r['model']:<20} {r['params_hash']} seed {r['seed']}"
+        seed = f"seed {r['seed']}" if r["seed"] >= 0 else "-"
+        click.echo(f"{r['state']:<8} {r['model']:<{width}} {r['params_hash']:<8} {seed:<8} {r['stage']:<6}"
                    + (f"  {r['reason']}" if r["reason"] else ""))
     counts = {}
     for r in rows:
@@ -240,21 +255,27 @@ def leaderboard():
 @click.option("--results", type=click.Path(path_type=Path), default=None)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default SUITE/v<N>).")
 @click.option("--quiet", is_flag=True)
-def leaderboard_build(suite_path, results, out, quiet):
-    """Write SUITE/v<N>/ README.md, leaderboard.csv and leaderboard.json from the records."""
+@click.option("--skip-empty", is_flag=True, help="Succeed without writing anything when there are no records.")
+def leaderboard_build(suite_path, results, out, quiet, skip_empty):
+    """Write SUITE/v<N>/ README.md, leaderboard.csv, leaderboard.json and index.html from the records."""
     from . import leaderboard as lbm
     from .suite import load_suite
 
     s = load_suite(suite_path)
     lb = lbm.build(s, s.results_dir(results))
+    if not lb.rows and skip_empty:
+        click.echo(f"{suite_path}: no records, nothing built")
+        return
     if not lb.rows:
         raise MMBenchError(f"no valid records for suite {s.name!r} under {s.results_dir(results)}",
                            hint=f"run `mmbench suite run {suite_path}` first")
     folder = lbm.write(lb, s, out)
     if not quiet:
         click.echo(lbm.to_markdown(lb, s).split("## Protocol")[0].rstrip())
-    click.echo(f"wrote {folder}/README.md, leaderboard.csv, leaderboard.json "
+    click.echo(f"wrote {folder}/README.md, leaderboard.csv, leaderboard.json, index.html "
                f"({len(lb.rows)} models, {len(lb.rejected)} rejected, {len(lb.failed)} failed records)")
+    for rel, why in lb.rejected:
+        click.echo(f"  rejected {rel}: {why}")
 
 
 # Commands of other areas live in their own modules (each imports its heavy parts lazily).

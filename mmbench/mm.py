@@ -15,11 +15,12 @@ def standardize(values: np.ndarray, mask: np.ndarray, how: str = "standard") -> 
     """
     x = values.astype(np.float32, copy=True)
     present = mask.astype(bool)
-    if how == "standard" and present.any():
-        mu = x[present].mean(0)
-        sd = x[present].std(0)
-        sd[sd < 1e-8] = 1.0
-        x[present] = (x[present] - mu) / sd
+    if how == "standard":
+        if present.any():  # a key with no present row stays all zero
+            mu = x[present].mean(0)
+            sd = x[present].std(0)
+            sd[sd < 1e-8] = 1.0
+            x[present] = (x[present] - mu) / sd
     elif how == "l2":
         n = np.linalg.norm(x, axis=1, keepdims=True)
         x = x / np.maximum(n, 1e-12)
@@ -64,8 +65,10 @@ class ModalityProjector(nn.Module):
         self.dim = dim
         for j, k in enumerate(self.keys):
             f = features[k]
-            self.register_buffer(f"x{j}", torch.as_tensor(standardize(f.values, f.mask, how)))
-            self.register_buffer(f"m{j}", torch.as_tensor(f.mask.astype(bool)))
+            # not persistent: the features are inputs, not learned state (keeps checkpoints and
+            # the best-epoch copy of the state dict small)
+            self.register_buffer(f"x{j}", torch.as_tensor(standardize(f.values, f.mask, how)), persistent=False)
+            self.register_buffer(f"m{j}", torch.as_tensor(f.mask.astype(bool)), persistent=False)
         layers = []
         for k in self.keys:
             d = features[k].dim

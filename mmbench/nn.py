@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .models import Recommender
-from .train import NegativeSampler, fit_loop, resolve_device, seed_everything
+from .train import NegativeSampler, fit_loop, resolve_device, seed_everything, to_device
 
 
 class TorchRecommender(Recommender):
@@ -36,11 +36,11 @@ class TorchRecommender(Recommender):
     # -- batches -------------------------------------------------------------------------
     def triples(self, data, epoch: int) -> Iterator[tuple[torch.Tensor, ...]]:
         n = len(data)
-        perm = torch.randperm(n, generator=self.generator_)
+        perm = to_device(torch.randperm(n, generator=self.generator_), self.users_t_.device)  # one copy per epoch
         for s in range(0, n, self.batch_size):
             idx = perm[s:s + self.batch_size]
-            u = self.users_t_[idx.to(self.users_t_.device)]
-            i = self.items_t_[idx.to(self.items_t_.device)]
+            u = self.users_t_[idx]
+            i = self.items_t_[idx]
             j = self.sampler_.sample(u, self.generator_)
             yield u, i, j
 

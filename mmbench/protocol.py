@@ -13,6 +13,22 @@ from .io import hash_params
 DEFAULT_METRICS = [f"{m}@{k}" for k in (10, 20) for m in ("recall", "ndcg", "precision", "hit", "mrr", "map")]
 
 
+def canonical_metric(name: str) -> str:
+    """``'NDCG@10'`` -> ``'ndcg@10'``; an item-group suffix is kept: ``'Recall@20/tail'`` ->
+    ``'recall@20/tail'`` (metric restricted to long-tail items, see evaluate.ranking)."""
+    from .evaluate.metrics import canonical
+
+    base, sep, group = name.partition("/")
+    if not sep:
+        return canonical(base)
+    from .evaluate.ranking import ITEM_GROUPS
+
+    if group not in ITEM_GROUPS or "@" not in base:
+        raise ConfigError(f"metric {name!r}: the item group must be one of {list(ITEM_GROUPS)} after a "
+                          "ranking metric", hint="e.g. 'recall@20/tail' or 'ndcg@10/cold'")
+    return f"{canonical(base)}/{group}"
+
+
 @dataclass(frozen=True)
 class Protocol:
     metrics: tuple[str, ...] = tuple(DEFAULT_METRICS)
@@ -24,10 +40,8 @@ class Protocol:
     rating_metrics: tuple[str, ...] = ("rmse", "mae")
 
     def __post_init__(self):
-        from .evaluate.metrics import canonical
-
-        object.__setattr__(self, "metrics", tuple(canonical(m) for m in self.metrics))
-        object.__setattr__(self, "main_metric", canonical(self.main_metric))
+        object.__setattr__(self, "metrics", tuple(canonical_metric(m) for m in self.metrics))
+        object.__setattr__(self, "main_metric", canonical_metric(self.main_metric))
         if self.candidates != "all":
             raise ConfigError("only full ranking (candidates = 'all') is supported: sampled metrics mislead")
         if self.fit_on != "train" or self.selection != "valid":

@@ -3,6 +3,13 @@
 Path: ``<results>/<suite>/<dataset>/<model>/<params_hash[:8]>/seed<N>.json`` with the
 per-user metric vectors beside it (``seed<N>.per_user.npz``, no pickles). NaN is never
 written; a failed run is recorded with ``status = "failed"`` and its reason.
+
+``selection`` says how the configuration was chosen (``on`` is always ``"valid"`` for a
+record a leaderboard accepts). Hyper-parameter searches write one *search* record per
+candidate configuration (``selection.stage = "search"``, file ``seed<N>.search.json``):
+it carries validation metrics only, the test split is never evaluated for it. The chosen
+configuration is then run as a *final* record (``stage = "final"``, the default) whose
+``selection`` lists the candidates and their validation values.
 """
 from __future__ import annotations
 
@@ -26,8 +33,18 @@ _REQUIRED = {
 _MODEL_REQUIRED = {"name": str, "params": dict, "params_hash": str, "distribution": str, "version": str}
 
 
-def record_path(results: Path, suite: str, dataset: str, model: str, params_hash: str, seed: int) -> Path:
-    return Path(results) / suite / dataset / model / params_hash[:8] / f"seed{seed}.json"
+STAGES = ("final", "search")
+
+
+def record_path(results: Path, suite: str, dataset: str, model: str, params_hash: str, seed: int,
+                stage: str = "final") -> Path:
+    name = f"seed{seed}.json" if stage == "final" else f"seed{seed}.{stage}.json"
+    return Path(results) / suite / dataset / model / params_hash[:8] / name
+
+
+def record_stage(rec: dict) -> str:
+    """'final' (evaluated on test, may enter a leaderboard) or 'search' (validation only)."""
+    return rec.get("selection", {}).get("stage", "final")
 
 
 def per_user_path(record_file: Path) -> Path:
@@ -51,8 +68,17 @@ def validate_record(rec: Any, where: str) -> dict:
         raise RecordError(f"status must be 'ok' or 'failed', got {rec['status']!r}", where=where)
     if rec["status"] == "failed" and not rec.get("error"):
         raise RecordError("a failed record must say why (field 'error')", where=where)
+    sel = rec["selection"]
+    if not isinstance(sel.get("method"), str) or not isinstance(sel.get("on"), str):
+        raise RecordError("field 'selection' must name its 'method' and the split it selects 'on'", where=where)
+    stage = record_stage(rec)
+    if stage not in STAGES:
+        raise RecordError(f"selection.stage must be one of {list(STAGES)}, got {stage!r}", where=where)
+    if stage == "search" and "test" in rec["metrics"]:
+        raise RecordError("a search record must not carry test metrics (the test split is evaluated only "
+                          "for the chosen configuration)", where=where)
     if rec["status"] == "ok":
-        for split in ("valid", "test"):
+        for split in (("valid",) if stage == "search" else ("valid", "test")):
             vals = rec["metrics"].get(split)
             if not isinstance(vals, dict) or not vals:
                 raise RecordError(f"metrics.{split} missing", where=where)

@@ -87,7 +87,7 @@ def select_features(model_cls, dataset, keys: list[str] | None) -> dict:
 def run_one(model: str | ModelSpec, dataset, *, params: dict | None = None, seed: int = 0, device: str = "cpu",
             protocol: Protocol | None = None, results: Path = Path("results"), suite: str = "adhoc",
             force: bool = False, feature_keys: list[str] | None = None, selection: dict | None = None,
-            lock: bool = True) -> tuple[dict, Path, str]:
+            lock: bool = True, resume: bool = False) -> tuple[dict, Path, str]:
     """Run, evaluate and record. Returns (record, path, status) with status in
     {'done', 'skipped', 'failed', 'busy'}; 'busy' = another process holds this key."""
     from .train import resolve_device
@@ -96,12 +96,15 @@ def run_one(model: str | ModelSpec, dataset, *, params: dict | None = None, seed
     protocol = protocol or Protocol()
     params = spec.params(params or {})
     phash = hash_params(params)
-    path = record_path(results, suite, dataset.name, spec.name.replace(":", "-").replace("/", "-"), phash, seed)
+    # a search record (one candidate of a hyper-parameter search) is evaluated on valid only
+    stage = (selection or {}).get("stage", "final")
+    path = record_path(results, suite, dataset.name, spec.name.replace(":", "-").replace("/", "-"), phash, seed,
+                       stage)
     if path.exists() and not force:
         return read_record(path), path, "skipped"
     if not lock:
         return _execute(spec, dataset, params, phash, seed, device, protocol, suite, feature_keys,
-                        selection, path, resolve_device)
+                        selection, path, resolve_device, resume)
     from filelock import FileLock, Timeout
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,13 +113,17 @@ def run_one(model: str | ModelSpec, dataset, *, params: dict | None = None, seed
             if path.exists() and not force:  # finished by another process meanwhile
                 return read_record(path), path, "skipped"
             return _execute(spec, dataset, params, phash, seed, device, protocol, suite, feature_keys,
-                            selection, path, resolve_device)
+                            selection, path, resolve_device, resume)
     except Timeout:
         return {}, path, "busy"
 
 
+def checkpoint_path(record_file: Path) -> Path:
+    return record_file.with_name(record_file.stem + ".ckpt")
+
+
 def _execute(spec, dataset, params, phash, seed, device, protocol, suite, feature_keys, selection, path,
-             resolve_device):
+             resolve_device, resume=False):
     from .env import environment
     from .evaluate.ranking import evaluate_rating, evaluate_ranking
 
@@ -147,13 +154,17 @@ def _execute(spec, dataset, params, phash, seed, device, protocol, suite, featur
         if "@" not in valid_metric and getattr(spec.cls, "task", "ranking") != "rating":
             valid_metric = protocol.ranking_metrics[0]
         validator = Validator(dataset, protocol, valid_metric, device)
+        validator.checkpoint = checkpoint_path(path)  # the shared loop saves its state here each epoch
+        validator.checkpoint_key = f"{phash}:{dataset.fingerprint}:{seed}:{device}"
+        validator.resume = resume
         fitted = model.fit(dataset.train_data(), features, seed=seed, device=device, validator=validator)
         if fitted is not model:
             raise TrainingError(f"{spec.name}.fit() must return self")
         t_fit = time.perf_counter() - t0
         t1 = time.perf_counter()
         metrics, per_user = {}, {}
-        for split in ("valid", "test"):
+        splits = ("valid",) if rec["selection"].get("stage") == "search" else ("valid", "test")
+        for split in splits:
             res = evaluate_ranking(model.score, dataset, split, protocol.ranking_metrics, device=device,
                                    mask_valid_at_test=protocol.mask_valid_at_test)
             metrics[split] = res.metrics
@@ -173,6 +184,7 @@ def _execute(spec, dataset, params, phash, seed, device, protocol, suite, featur
         rec["timing"] = {"fit_s": round(t_fit, 3), "eval_s": round(t_eval, 3),
                          "total_s": round(time.perf_counter() - t0, 3)}
         write_record(path, rec, per_user)
+        checkpoint_path(path).unlink(missing_ok=True)
         return rec, path, "done"
     except MMBenchError as e:
         _write_failed(path, rec, e, t0)
@@ -183,6 +195,7 @@ def _execute(spec, dataset, params, phash, seed, device, protocol, suite, featur
 
 
 def _write_failed(path: Path, rec: dict, err: BaseException, t0: float) -> None:
+    checkpoint_path(path).unlink(missing_ok=True)  # resuming would only reproduce the failure
     rec = dict(rec)
     rec["status"] = "failed"
     rec["error"] = f"{type(err).__name__}: {err}"

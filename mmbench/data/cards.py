@@ -17,6 +17,7 @@ from ..errors import ConfigError, RegistryError
 from ..io import sha256_file
 from ..schema import ArrayOf, ListOf, Table, load_toml, validate
 
+FEATURE_ROWS = ("item-id", "items-file", "id-mapping")
 SPLIT_METHODS = ("random_ratio", "temporal_ratio", "temporal_loo", "random_loo", "preset")
 
 FILTERS_SPEC = {
@@ -31,6 +32,14 @@ SPLIT_SPEC = {
     "seed": (int, False),
     "column": (str, False),  # for method = "preset"
 }
+DOWNLOAD_SPEC = {  # one file of a multi-file source ([[sources.downloads]])
+    "url": (str, True),
+    "file": (str, False),  # saved (and mirror) file name; default: the URL's last path segment
+    "sha256": (str, False),
+    "size": (int, False),
+    "archive": (bool, False),
+    "strip": (str, False),
+}
 SOURCE_SPEC = {
     "name": (str, True),
     "url": (str, False),
@@ -44,6 +53,9 @@ SOURCE_SPEC = {
     "note": (str, False),
     "format": (str, False),
     "checksums": Table({}, open=True),  # file name -> sha256 of extracted/bundled files
+    "downloads": ArrayOf(DOWNLOAD_SPEC),  # several files, each with its own URL (instead of `url`)
+    "manual": (bool, False),  # the origin needs a browser (e.g. a Drive folder): only a mirror is fetched
+    "roles": Table({}, open=True),  # role -> file name for this source, overriding [files]
 }
 CARD_SPEC = {
     "dataset": Table({
@@ -57,6 +69,10 @@ CARD_SPEC = {
         "format": (str, True),
         "modalities": (ListOf(str), True),
         "tags": (ListOf(str), False),
+        # how rows of [features] files align to items: "item-id" (row i = integer item id i, the
+        # default), "items-file" (row i = i-th row of files.items), "id-mapping" (MMRec's
+        # i_id_mapping file maps raw ids to the row)
+        "feature_rows": (str, False),
     }, required=True),
     "sources": ArrayOf(SOURCE_SPEC, required=True),
     "files": Table({}, required=True, open=True),  # role -> file name, e.g. interactions = "x.inter"
@@ -65,7 +81,10 @@ CARD_SPEC = {
         "timestamp": (str, False), "label": (str, False),
     }),
     "features": Table({}, open=True),  # feature key -> file name (row-aligned .npy)
-    "text": Table({"fields": (ListOf(str), True), "template": (str, False)}),
+    "text": Table({"fields": (ListOf(str), True), "template": (str, False),
+                   "replace": (ListOf(ListOf(str)), False)}),  # [[old, new], ...] applied to each field
+    "media": Table({}, open=True),  # modality -> per-item URL or path template, e.g. image = "{pictureURL}"
+    "derived": Table({}, open=True),  # feature key -> recipe table (mmbench.features.derived), e.g. genre multi-hot
     "filters": Table(FILTERS_SPEC),
     "split": Table(SPLIT_SPEC, required=True),
     "stats": Table({}, open=True),  # published statistics, checked after preparation
@@ -112,6 +131,19 @@ class Card:
     def sources(self) -> list[dict]:
         return list(self.data["sources"])
 
+    @property
+    def format(self) -> str:
+        return self.meta["format"]
+
+    def for_source(self, src: dict) -> "Card":
+        """The card as seen through one source: its ``format`` and ``roles`` override the card's."""
+        if not (src.get("format") or src.get("roles")):
+            return self
+        data = dict(self.data)
+        data["dataset"] = {**self.meta, "format": src.get("format") or self.format}
+        data["files"] = {**self.files, **src.get("roles", {})}
+        return Card(path=self.path, data=data, sha256=self.sha256)
+
 
 def validate_filters(filters: dict, where: str) -> dict:
     validate(filters, FILTERS_SPEC, where=where, path="filters")
@@ -146,11 +178,25 @@ def load_card(path: str | Path) -> Card:
     validate(data, CARD_SPEC, where=str(path))
     validate_filters(data.get("filters", {}), str(path))
     validate_split(data["split"], str(path))
-    if "interactions" not in data["files"]:
-        raise ConfigError("files.interactions is required (the interaction file name)", where=str(path))
+    files = data["files"]
+    if "interactions" not in files and not {"train", "test"} <= set(files):
+        raise ConfigError("files.interactions is required (the interaction file name)", where=str(path),
+                          hint="or files.train + files.test (+ files.valid) for a split shipped as files")
+    rows = data["dataset"].get("feature_rows", "item-id")
+    if rows not in FEATURE_ROWS:
+        raise ConfigError(f"dataset.feature_rows {rows!r} is unknown", where=str(path),
+                          hint=f"use one of {', '.join(FEATURE_ROWS)}")
     for i, src in enumerate(data["sources"]):
-        if not (src.get("url") or src.get("package") or src.get("path")):
-            raise ConfigError(f"sources[{i}] needs a url, a package or a local path", where=str(path))
+        kinds = [k for k in ("url", "downloads", "package", "path") if src.get(k)]
+        if not kinds:
+            raise ConfigError(f"sources[{i}] needs a url, downloads, a package or a local path", where=str(path))
+        if "url" in kinds and "downloads" in kinds:
+            raise ConfigError(f"sources[{i}] has both url and downloads", where=str(path),
+                              hint="list every file under [[sources.downloads]] instead")
+        for j, d in enumerate(src.get("downloads", [])):
+            if d.get("archive") and len(src["downloads"]) > 1:
+                raise ConfigError(f"sources[{i}].downloads[{j}] is an archive among several downloads",
+                                  where=str(path), hint="an archive must be the only file of its source")
     return Card(path=path, data=data, sha256=sha256_file(path))
 
 
@@ -222,5 +268,18 @@ def card_summary(card: Card) -> dict[str, Any]:
         "title": m["title"],
         "license": m["license"],
         "modalities": m["modalities"],
-        "source": next((s.get("url") or f"package:{s['package']}" for s in card.sources), ""),
+        "source": next((source_label(s) for s in card.sources), ""),
     }
+
+
+def source_label(src: dict) -> str:
+    """Where a source's files come from, in a few words."""
+    if src.get("url"):
+        return src["url"]
+    if src.get("downloads"):
+        first = src["downloads"][0]["url"]
+        more = len(src["downloads"]) - 1
+        return first + (f" (+{more} more)" if more else "")
+    if src.get("package"):
+        return f"package:{src['package']}/{src.get('path', '')}".rstrip("/")
+    return f"local:{src.get('path', '')}"

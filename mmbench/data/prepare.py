@@ -22,7 +22,7 @@ from ..paths import prepared_dir
 from .cards import Card, validate_filters, validate_split
 from .dataset import COLUMNS, PreparedDataset, split_fingerprint
 from .filters import drop_duplicates, k_core, min_rating
-from .formats import Interactions, read_atomic_interactions, read_atomic_side
+from .formats import Interactions, read_atomic_interactions
 from .splits import make_split
 
 PREPARED_SCHEMA = "mmbench.prepared/1"
@@ -52,7 +52,7 @@ def resolve_source(card: Card, source: str | None = None, mirror: str | None = N
                 if not folder.is_dir():
                     raise DataError(f"folder {folder} not found in package {src['package']!r}", where=str(card.path))
                 return src, folder
-            if not src.get("url"):  # a local folder (e.g. written by `mmbench import`)
+            if not (src.get("url") or src.get("downloads")):  # a local folder (e.g. written by `mmbench import`)
                 folder = Path(src["path"]).expanduser()
                 if not folder.is_absolute():
                     folder = card.path.parent / folder
@@ -100,12 +100,49 @@ def _encode(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 def read_interactions(card: Card, folder: Path) -> Interactions:
     fmt = card.meta["format"]
-    path = folder / card.files["interactions"]
-    if fmt in ("recbole", "mmrec"):
-        return read_atomic_interactions(path, card.columns)
+    if fmt == "recbole" and "interactions" in card.files:
+        return read_atomic_interactions(folder / card.files["interactions"], card.columns)
     from . import formats_extra  # other formats live beside (issue: multimodal data layer)
 
     return formats_extra.read_interactions(fmt, card, folder)
+
+
+def _check_negatives(inter: Interactions, filters: dict, where: str) -> None:
+    """Explicit negative feedback (rating <= 0, e.g. 0 = dislike) is never silently a positive."""
+    if inter.rating is None or "min_rating" in filters:
+        return
+    neg = inter.rating <= 0
+    if neg.any():
+        j = int(np.argmax(neg))
+        raise DataError(f"{int(neg.sum())} interactions have rating <= 0 (first: {inter.rating[j]:g}), which "
+                        f"looks like explicit negative feedback", where=f"{inter.source}:{inter.line[j]}",
+                        hint="set filters.min_rating in the card (mmbench import --positive-threshold X) "
+                             "to say which ratings are positives")
+
+
+_STAT_KEYS = {"raw_interactions": ("raw", "interactions"), "raw_users": ("raw", "users"),
+              "raw_items": ("raw", "items"), "users": ("users",), "items": ("items",),
+              "interactions": ("interactions",), "train_interactions": ("splits", "train", "interactions"),
+              "valid_interactions": ("splits", "valid", "interactions"),
+              "test_interactions": ("splits", "test", "interactions")}
+
+
+def _check_published_stats(card: Card, stats: dict, defaults: bool) -> None:
+    """The card's [stats] (published figures) must be reproduced by its default protocol."""
+    diffs = []
+    for key, want in sorted(card.data.get("stats", {}).items()):
+        path = _STAT_KEYS.get(key)
+        if path is None or not isinstance(want, int) or (path[0] != "raw" and not defaults):
+            continue
+        got = stats
+        for p in path:
+            got = got[p]
+        if got != want:
+            diffs.append(f"{key} {got} != {want}")
+    if diffs:
+        raise DataError("prepared statistics differ from the card's published ones: " + ", ".join(diffs),
+                        where=str(card.path), hint="the source files differ from the published version; "
+                                                   "check the source/mirror or the card's [stats]")
 
 
 def prepare_dir_for(card: Card, filters: dict, split: dict, source_name: str) -> Path:
@@ -120,19 +157,20 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _side_table(card: Card, folder: Path, role: str, key_col: str, ids: np.ndarray) -> str | None:
-    name = card.files.get(role)
-    if not name or not (folder / name).is_file():
+def _side_table(card: Card, folder: Path, role: str, ids: np.ndarray) -> str | None:
+    from .formats_extra import read_side
+
+    side = read_side(card.meta["format"], card, folder, role)
+    if side is None:
         return None
-    fields, rows = read_atomic_side(folder / name, key_col)
-    lines = ["\t".join(["index", *fields])]
-    k = fields.index(key_col)
+    lines = ["\t".join(["index", *side.fields])]
     for i, rid in enumerate(ids.tolist()):
-        row = rows.get(rid)
+        row = side.rows.get(rid)
         if row is None:
-            row = [""] * len(fields)
-            row[k] = rid
-        lines.append("\t".join([str(i), *row]))
+            row = [""] * len(side.fields)
+            row[side.key] = rid
+        # a tab or newline inside a field would break the table: keep the text, change the character
+        lines.append("\t".join([str(i), *(v.replace("\t", " ").replace("\n", " ") for v in row)]))
     return "\n".join(lines) + "\n"
 
 
@@ -142,8 +180,10 @@ def prepare(card: Card, *, filters: dict | None = None, split: dict | None = Non
     where = str(card.path)
     filters = validate_filters(dict(card.filters if filters is None else filters), where)
     split = validate_split(dict(card.split if split is None else split), where)
+    defaults = filters == validate_filters(dict(card.filters), where) and split == card.split
     src, folder = resolve_source(card, source, mirror)
     out = prepare_dir_for(card, filters, split, src["name"])
+    card = card.for_source(src)  # the source's format/roles override the card's
     out.parent.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock
 
@@ -156,15 +196,23 @@ def prepare(card: Card, *, filters: dict | None = None, split: dict | None = Non
                     return ds
             except DataError:
                 pass  # corrupt or stale: rebuild below
-        return _build(card, src, folder, filters, split, out)
+        return _build(card, src, folder, filters, split, out, defaults)
 
 
-def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out: Path) -> PreparedDataset:
+def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out: Path,
+           defaults: bool = True) -> PreparedDataset:
     where = str(card.path)
-    files = [f for f in card.files.values() if (folder / f).exists() or f == card.files["interactions"]]
+    required = {card.files[r] for r in ("interactions", "train", "test") if r in card.files}
+    files = [f for f in card.files.values() if (folder / f).exists() or f in required]
+    files += [str(f) for f in card.data.get("features", {}).values() if (folder / str(f)).is_file()]
+    files += list(src.get("checksums", {}))  # every pinned file, features and masks included
     input_sums = _verify_checksums(src, folder, sorted(set(files)))
 
     inter = read_interactions(card, folder)
+    _check_negatives(inter, filters, where)
+    n_source = None  # MMRec: feature files have exactly one row per source item (ids 0..n-1)
+    if card.meta["format"] == "mmrec" and "item_mapping" not in card.files:
+        n_source = int(inter.item.astype(np.int64).max()) + 1
     raw_stats = {"interactions": len(inter), "users": int(len(np.unique(inter.user))),
                  "items": int(len(np.unique(inter.item)))}
     inter = drop_duplicates(inter, filters.get("duplicates", "error"))
@@ -198,6 +246,8 @@ def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out:
     user_map = "raw_id\n" + "\n".join(user_ids.tolist()) + "\n"
     item_map = "raw_id\n" + "\n".join(item_ids.tolist()) + "\n"
     fingerprint = split_fingerprint(arrays, user_map, item_map)
+    stats = _stats(arrays, len(user_ids), len(item_ids), raw_stats)
+    _check_published_stats(card, stats, defaults)
 
     tmp = out.with_name(out.name + ".incomplete")
     if tmp.exists():  # left by a killed run (we hold the lock): start over
@@ -210,11 +260,15 @@ def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out:
         files_written[f"{name}.npy"] = hashlib.sha256(data).hexdigest()
     atomic_write_text(tmp / "users.tsv", user_map)
     atomic_write_text(tmp / "items.tsv", item_map)
-    for role, key_col, ids, fname in (("items", card.columns["item"], item_ids, "item_attributes.tsv"),
-                                      ("users", card.columns["user"], user_ids, "user_attributes.tsv")):
-        table = _side_table(card, folder, role, key_col, ids)
-        if table is not None:
-            atomic_write_text(tmp / fname, table)
+    try:
+        for role, ids, fname in (("items", item_ids, "item_attributes.tsv"), ("users", user_ids, "user_attributes.tsv")):
+            table = _side_table(card, folder, role, ids)
+            if table is not None:
+                atomic_write_text(tmp / fname, table)
+        features = _copy_card_features(card, folder, tmp, item_ids.tolist(), n_source)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written stays behind
+        raise
     manifest = {
         "schema": PREPARED_SCHEMA,
         "dataset": {"name": card.name, "version": card.version, "title": card.meta["title"],
@@ -225,7 +279,8 @@ def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out:
         "split": split,
         "fingerprint": fingerprint,
         "files": files_written,
-        "stats": _stats(arrays, len(user_ids), len(item_ids), raw_stats),
+        "stats": stats,
+        "features": features,
         "mmbench_version": __version__,
     }
     write_json(tmp / "manifest.json", manifest)
@@ -237,33 +292,79 @@ def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
-    _copy_card_features(card, folder, out)
     return PreparedDataset.load(out)
 
 
-def _copy_card_features(card: Card, folder: Path, out: Path) -> None:
-    """Row-aligned feature files named by the card are imported into the feature store."""
+def _copy_card_features(card: Card, folder: Path, out: Path, raw_ids: list[str],
+                        n_source: int | None = None) -> dict[str, str]:
+    """Row-aligned feature files named by the card go into the feature store; returns key -> fingerprint.
+
+    A file that is absent is skipped (sources may ship only some features); one that is
+    present must be a 2-D finite numeric matrix with one row per item of the source
+    (``n_source``: the item count of an MMRec source before filtering, checked exactly).
+    """
     feats = card.data.get("features", {})
     if not feats:
-        return
-    from ..features.store import FeatureStore, load_npy
+        return {}
+    from ..features.store import FeatureStore, load_npy, validate_matrix
+    from .formats_extra import feature_rows
 
-    ds = PreparedDataset.load(out)
-    store = FeatureStore(out / "features", ds.n_items)
-    raw_ids = ds.item_raw_ids()
+    store = FeatureStore(out / "features", len(raw_ids))
+    rows = None
+    out_fp = {}
     for key, fname in sorted(feats.items()):
-        p = folder / fname
+        p = folder / str(fname)
         if not p.is_file():
             continue
+        FeatureStore.check_key(key)
         mat = load_npy(p)
-        # rows are aligned to the source's item ids (0..n-1); reorder to our item index
-        try:
-            rows = np.asarray([int(r) for r in raw_ids])
-        except ValueError:
-            raise DataError("row-aligned features need integer item ids", where=str(p)) from None
+        if mat.ndim != 2:
+            raise DataError(f"feature matrix has shape {mat.shape}, expected (n_items, dim)", where=str(p))
+        dtype = str(mat.dtype)
+        mat = validate_matrix(mat, len(mat), where=str(p))  # dtype, NaN/inf (rows named as in the file)
+        if rows is None:
+            rows = feature_rows(card, folder, raw_ids, str(p))
+        if n_source is not None and len(mat) != n_source:
+            raise DataError(f"feature file has {len(mat)} rows but the interaction file has {n_source} items",
+                            where=str(p), hint="row i of a feature file must be item i; regenerate the file")
         if rows.max(initial=-1) >= len(mat):
-            raise DataError(f"feature file has {len(mat)} rows but item id {rows.max()} exists", where=str(p))
-        store.put(key, mat[rows], meta={"source": fname, "source_sha256": sha256_file(p)})
+            raise DataError(f"feature file has {len(mat)} rows but item row {int(rows.max())} is needed",
+                            where=str(p), hint="row i of a feature file must be item i")
+        mask = None
+        mpath = p.with_name(p.name[:-4] + ".mask.npy") if p.name.endswith(".npy") else None
+        if mpath is not None and mpath.is_file():  # optional: which rows are present (bool, one per row)
+            m = load_npy(mpath)
+            if m.dtype != np.bool_ or m.shape != (len(mat),):
+                raise DataError(f"mask has dtype {m.dtype} and shape {m.shape}, expected bool ({len(mat)},)",
+                                where=str(mpath))
+            mask = m[rows]
+        feat = store.put(key, mat[rows], mask, meta={"source": str(fname), "source_sha256": sha256_file(p),
+                                                     "source_dtype": dtype})
+        out_fp[key] = feat.fingerprint
+    return out_fp
+
+
+def record_features(target) -> dict[str, str]:
+    """Write the feature store's fingerprints into ``manifest.json`` (atomically); return them.
+
+    ``target`` is a prepared folder or a ``PreparedDataset`` (whose in-memory manifest is updated too).
+    """
+    from ..features.store import FeatureStore
+    from ..io import read_json
+
+    path = Path(getattr(target, "path", target))
+    manifest = read_json(path / "manifest.json")
+    store = FeatureStore(path / "features", int(manifest["stats"]["items"]))
+    fps = {}
+    for key in store.keys():
+        meta = read_json(store.root / key.replace("/", "__") / "meta.json")
+        fps[key] = meta["fingerprint"]
+    if manifest.get("features") != fps:
+        manifest["features"] = fps
+        write_json(path / "manifest.json", manifest)
+    if isinstance(getattr(target, "manifest", None), dict):
+        target.manifest["features"] = dict(fps)
+    return fps
 
 
 def _stats(a: dict, n_users: int, n_items: int, raw: dict) -> dict:

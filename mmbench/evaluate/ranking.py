@@ -11,7 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import TrainingError
+from ..errors import ConfigError, TrainingError
+from . import kernels as K
 from . import metrics as M
 
 ScoreFn = Callable[["torch.Tensor"], "torch.Tensor"]  # noqa: F821
@@ -47,27 +48,64 @@ def _expand(indptr, indices, rows):
     return row_ids, cols, counts
 
 
+ITEM_GROUPS = ("cold", "tail")
+TAIL_HEAD_SHARE = 0.2  # the head is the top 20% of items by training popularity; the rest is the tail
+
+
+def split_group(name: str) -> tuple[str, str | None]:
+    """``'recall@20/tail'`` -> ``('recall@20', 'tail')``; ``'recall@20'`` -> ``('recall@20', None)``."""
+    base, sep, group = name.partition("/")
+    return base, (group if sep else None)
+
+
+def item_groups(train_popularity: np.ndarray, names=ITEM_GROUPS) -> dict[str, np.ndarray]:
+    """Boolean masks over items. ``cold``: no training interaction. ``tail``: outside the top
+    20% of items by training popularity (ties broken by item index)."""
+    pop = np.asarray(train_popularity)
+    out = {}
+    for g in names:
+        if g == "cold":
+            out[g] = pop == 0
+        elif g == "tail":
+            n_head = int(np.ceil(TAIL_HEAD_SHARE * len(pop)))
+            head = np.argsort(-pop, kind="stable")[:n_head]
+            mask = np.ones(len(pop), dtype=bool)
+            mask[head] = False
+            out[g] = mask
+        else:
+            raise ConfigError(f"unknown item group {g!r}", hint=f"known: {', '.join(ITEM_GROUPS)}")
+    return out
+
+
 def rank_and_score(score_fn: ScoreFn, users: np.ndarray, n_items: int, target: tuple, exclude: tuple | None,
                    metric_names: list[str], *, device="cpu", batch_users: int | None = None,
-                   keep_topk: bool = False, novelty_pop: np.ndarray | None = None):
+                   keep_topk: bool = False, novelty_pop: np.ndarray | None = None,
+                   groups: dict[str, np.ndarray] | None = None):
     """Core loop. ``target``/``exclude`` are CSR (indptr, indices) over all users.
+
+    Metric names may carry an item group (``'recall@20/tail'``, masks in ``groups``): the
+    metric is computed on the hits and relevant items restricted to that group; users with
+    no relevant item in the group get NaN (they are left out of the mean).
 
     Returns per-user metric tensors (float64, CPU numpy), the top-k lists if asked, and
     the recommendation counts per item (for coverage/Gini).
     """
     import torch
 
-    names = [M.canonical(n) for n in metric_names]
-    ks = [M.parse_metric(n)[1] for n in names if M.parse_metric(n)[1] is not None]
+    plain, by_group = [], {}
+    for n in metric_names:
+        base, g = split_group(n)
+        if g is None:
+            plain.append(M.canonical(base))
+        else:
+            if groups is None or g not in groups:
+                raise ConfigError(f"metric {n!r} needs the item group {g!r}", hint="pass groups=item_groups(...)")
+            by_group.setdefault(g, []).append(M.canonical(base))
+    names = plain + [f"{b}/{g}" for g, bs in by_group.items() for b in bs]
+    k_of = [M.parse_metric(split_group(n)[0])[1] for n in names]
+    ks = [k for k in k_of if k is not None]
     maxk = min(max(ks), n_items) if ks else min(20, n_items)
     dev = torch.device(device)
-    t_ptr = torch.as_tensor(target[0], device=dev)
-    t_idx = torch.as_tensor(target[1], device=dev)
-    if exclude is not None:
-        e_ptr = torch.as_tensor(exclude[0], device=dev)
-        e_idx = torch.as_tensor(exclude[1], device=dev)
-    users_t = torch.as_tensor(users, dtype=torch.long, device=dev)
-    bsz = batch_users or default_batch_users(n_items)
     out: dict[str, list] = {n: [] for n in names}
     tops = []
     rec_counts = torch.zeros(n_items, dtype=torch.float64, device=dev)
@@ -75,29 +113,20 @@ def rank_and_score(score_fn: ScoreFn, users: np.ndarray, n_items: int, target: t
     if novelty_pop is not None:
         info = torch.as_tensor(novelty_pop, dtype=torch.float64, device=dev)
         out["novelty@%d" % maxk] = []
-    with torch.no_grad():
-        for s in range(0, len(users_t), bsz):
-            ub = users_t[s:s + bsz]
-            scores = score_fn(ub)
-            if scores.shape != (len(ub), n_items):
-                raise TrainingError(f"score() returned shape {tuple(scores.shape)}, expected ({len(ub)}, {n_items})")
-            scores = scores.to(device=dev, dtype=torch.float32)
-            if scores._base is not None or not scores.is_contiguous():
-                scores = scores.contiguous().clone()  # never write into a model's own tensor
-            if torch.isnan(scores).any():
-                raise TrainingError("score() returned NaN", hint="the model diverged; lower the learning rate")
-            if exclude is not None:
-                r, c, _ = _expand(e_ptr, e_idx, ub)
-                if r.numel():
-                    scores[r, c] = -torch.inf
-            top = torch.topk(scores, maxk, dim=1, sorted=True).indices
-            r, c, counts = _expand(t_ptr, t_idx, ub)
-            tgt = torch.zeros((len(ub), n_items), dtype=torch.bool, device=dev)
-            tgt[r, c] = True
-            hits = tgt.gather(1, top).to(torch.float64)
-            n_rel = counts.to(torch.float64)
-            for n, v in M.compute(names, hits, n_rel).items():
+    group_masks = {g: torch.as_tensor(groups[g], dtype=torch.bool, device=dev) for g in by_group}
+    group_rel = {g: K.targets_in(target, users, groups[g], dev) for g in by_group}
+    with torch.no_grad():  # scoring, masking, top-k and hits: kernels.iter_ranked
+        for rb in K.iter_ranked(score_fn, users, n_items, target, exclude, maxk, device=dev,
+                                batch_users=batch_users):
+            top, hits, n_rel = rb.top, rb.hits, rb.n_rel
+            for n, v in M.compute(plain, hits, n_rel).items():
                 out[n].append(v)
+            for g, bases in by_group.items():  # only when asked: restrict hits and relevant items to g
+                gm = group_masks[g]
+                g_rel = group_rel[g][rb.start:rb.start + len(top)]
+                g_hits = hits * gm[top].to(torch.float64)
+                for n, v in M.compute(bases, g_hits, g_rel).items():
+                    out[f"{n}/{g}"].append(torch.where(g_rel > 0, v, torch.full_like(v, float("nan"))))
             rec_counts.index_add_(0, top.reshape(-1), torch.ones(top.numel(), dtype=torch.float64, device=dev))
             if info is not None:
                 out["novelty@%d" % maxk].append(info[top].mean(1))
@@ -120,7 +149,13 @@ def gini(counts: np.ndarray) -> float:
 
 def evaluate_ranking(score_fn: ScoreFn, dataset, split: str, metric_names: list[str], *, mask_valid_at_test=True,
                      device="cpu", batch_users=None, keep_topk=False, beyond_accuracy=True) -> EvalResult:
-    """Evaluate ``split`` ('valid' or 'test') of a PreparedDataset by full ranking."""
+    """Evaluate ``split`` ('valid' or 'test') of a PreparedDataset by full ranking.
+
+    Beyond accuracy (``beyond_accuracy``): coverage@k and Gini@k of the top-k lists,
+    novelty@k (mean self-information of recommended items). Names like ``'recall@20/cold'``
+    or ``'ndcg@10/tail'`` restrict a metric to cold-start or long-tail items
+    (:func:`item_groups`) in the same pass.
+    """
     t0 = time.perf_counter()
     target = dataset.csr(split)
     if split == "valid":
@@ -131,14 +166,21 @@ def evaluate_ranking(score_fn: ScoreFn, dataset, split: str, metric_names: list[
         exclude = dataset.csr("train")
     users = np.flatnonzero(np.diff(target[0]) > 0)
     pop = None
+    wanted = sorted({g for g in (split_group(n)[1] for n in metric_names) if g is not None})
+    groups = None
+    if wanted:
+        groups = item_groups(np.bincount(dataset.pairs("train")[1], minlength=dataset.n_items), wanted)
     if beyond_accuracy:
         train_pop = np.bincount(dataset.pairs("train")[1], minlength=dataset.n_items).astype(np.float64)
         n_train_users = max(1, len(np.unique(dataset.pairs("train")[0])))
         pop = -np.log2(np.maximum(train_pop, 1.0) / n_train_users)  # self-information
     per_user, topk, rec_counts, maxk = rank_and_score(
         score_fn, users, dataset.n_items, target, exclude, metric_names, device=device,
-        batch_users=batch_users, keep_topk=keep_topk, novelty_pop=pop)
-    metrics = {n: float(np.mean(v)) if len(v) else 0.0 for n, v in per_user.items()}
+        batch_users=batch_users, keep_topk=keep_topk, novelty_pop=pop, groups=groups)
+    metrics = {n: float(np.mean(v)) if len(v) else 0.0 for n, v in per_user.items() if "/" not in n}
+    for n, v in per_user.items():  # group metrics: mean over users with a relevant item in the group
+        if "/" in n and np.isfinite(v).any():
+            metrics[n] = float(np.nanmean(v))
     aggregate = {}
     if beyond_accuracy:
         aggregate[f"coverage@{maxk}"] = float((rec_counts > 0).mean())

@@ -1,0 +1,216 @@
+"""mmbench benchmarks: evaluation, training, memory and start-up, side by side with peers.
+
+    python bench/run.py                 # everything (make bench); ~15 min on 2 cores
+    python bench/run.py --quick         # small sizes, few repetitions (~3 min)
+    python bench/run.py --only eval     # eval | train | memory | cli (repeatable)
+
+Each section runs in its own process (clean memory figures, no state shared between peers)
+and writes JSON; this driver collects them into bench/results.json and bench/README.md.
+Peers: RecBole 1.2.1 (extra ``recbole``) and Cornac (extra ``bench``); a missing peer is
+reported and skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+SECTIONS = {
+    "eval": ["eval-ml100k", "eval-50k", "eval-elec"],
+    "memory": ["eval-elec"],
+    "train": ["train-ml100k", "train-1m"],
+    "cli": ["cli"],
+}
+ELEC = (192_403, 63_001, 8.78)  # Amazon Electronics (MMRec's 5-core): users, items, interactions per user
+MID = (50_000, 20_000, 20.0)
+
+
+def log(msg: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
+
+
+# -- sections (each in its own process) -----------------------------------------------------------
+def _ml100k():
+    from mmbench.data.cards import find_card
+    from mmbench.data.prepare import prepare
+    from synth import from_prepared
+
+    return from_prepared(prepare(find_card("ml-100k")))
+
+
+def section_eval(name: str, args) -> dict:
+    import evalbench
+    from synth import ExactScores, synthetic_split
+
+    reps = args.reps
+    if name == "eval-ml100k":
+        split = _ml100k()
+        return evalbench.run_scale("ml-100k", split, ExactScores(split), reps=reps, sample=None, log=log)
+    if name == "eval-50k":
+        size = (10_000, 5_000, 20.0) if args.quick else MID
+        split = synthetic_split(*size, seed=0)
+        return evalbench.run_scale(f"synthetic {size[0]//1000}k x {size[1]//1000}k", split, ExactScores(split),
+                                   reps=reps, sample=None if args.quick else args.peer_users, log=log)
+    if name == "eval-elec":
+        size = (20_000, ELEC[1], ELEC[2]) if args.quick else ELEC
+        split = synthetic_split(*size, seed=0)
+        scores = ExactScores(split)
+        only_memory = args.only == ["memory"]
+        return evalbench.run_scale(
+            f"synthetic Amazon-Elec scale ({size[0]:,} x {size[1]:,})", split, scores,
+            reps=0 if only_memory else reps, ours_reps=1 if only_memory else args.elec_reps,
+            sample=args.elec_peer_users, full_peers=(), log=log, memory=True,
+            peers_on_sample=() if only_memory else ("recbole-default", "recbole-tuned", "cornac"),
+            torch_peers=not only_memory)
+    raise ValueError(name)
+
+
+def section_train(name: str, args) -> dict:
+    import trainbench
+
+    if name == "train-ml100k":
+        split = _ml100k()
+        cfg = trainbench.CONFIGS["ml-100k"]
+    else:
+        from synth import synthetic_split
+
+        size = (10_000, 5_000, 20.0) if args.quick else MID
+        split = synthetic_split(*size, seed=0)
+        cfg = trainbench.CONFIGS["1m"]
+    seeds = args.train_seeds if name == "train-ml100k" else args.train_seeds_1m
+    return trainbench.compare(split, cfg, seeds=seeds, quick=args.quick, log=log)
+
+
+def section_cli(args) -> dict:
+    exe = Path(sys.executable).with_name("mmbench")
+    cmd = [str(exe), "--help"] if exe.exists() else [sys.executable, "-m", "mmbench", "--help"]
+    subprocess.run(cmd, capture_output=True, check=True)  # warm the file cache
+    times = []
+    for _ in range(10):
+        t = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=True)
+        times.append(time.perf_counter() - t)
+    imp = []
+    for _ in range(5):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, check=True)
+        imp.append(time.perf_counter() - t)
+    return {"command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)),
+            "seconds": [round(x, 4) for x in times], "median_s": round(statistics.median(times), 4),
+            "python_import_torch_median_s": round(statistics.median(imp), 4)}
+
+
+def run_section(name: str, args) -> dict:
+    t0 = time.perf_counter()
+    if name.startswith("eval"):
+        res = section_eval(name, args)
+    elif name.startswith("train"):
+        res = section_train(name, args)
+    else:
+        res = section_cli(args)
+    res["section_seconds"] = round(time.perf_counter() - t0, 1)
+    return res
+
+
+# -- driver ---------------------------------------------------------------------------------------
+def machine() -> dict:
+    cpu = ""
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = 0
+    try:
+        mem = int(next(ln.split()[1] for ln in open("/proc/meminfo") if ln.startswith("MemTotal"))) * 1024
+    except (OSError, StopIteration):
+        pass
+    import torch
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
+    for p in ("numpy", "recbole", "cornac", "ray"):
+        try:
+            from importlib.metadata import version
+
+            versions[p] = version(p)
+        except Exception:  # noqa: BLE001
+            pass
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "memory_gib": round(mem / 2**30, 1),
+            "torch_threads": torch.get_num_threads(), "versions": versions}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes and 3 repetitions")
+    ap.add_argument("--only", action="append", choices=sorted(SECTIONS), help="run only this part (repeatable)")
+    ap.add_argument("--reps", type=int, default=None, help="timed repetitions per method (default 5; quick 3)")
+    ap.add_argument("--elec-reps", type=int, default=3, help="repetitions of the two full Elec-scale passes")
+    ap.add_argument("--peer-users", type=int, default=2000,
+                    help="test users ranked by RecBole/Cornac at the 50k scale (time scaled to all users)")
+    ap.add_argument("--elec-peer-users", type=int, default=1000, help="the same at Elec scale (all peers)")
+    ap.add_argument("--train-seeds", type=int, default=None, help="seeds per trainer on ml-100k (default 5; quick 2)")
+    ap.add_argument("--train-seeds-1m", type=int, default=None, help="the same on 1M interactions (default 3; quick 2)")
+    ap.add_argument("--omp-active", action="store_true",
+                    help="keep OpenMP's default busy-waiting (default here: OMP_WAIT_POLICY=PASSIVE, see README)")
+    ap.add_argument("--out", type=Path, default=HERE, help="where results.json and README.md go")
+    ap.add_argument("--section", help=argparse.SUPPRESS)
+    ap.add_argument("--json", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    args.reps = args.reps or (3 if args.quick else 5)
+    args.train_seeds = args.train_seeds or (2 if args.quick else 5)
+    args.train_seeds_1m = args.train_seeds_1m or (2 if args.quick else 3)
+    if args.section:  # child process
+        res = run_section(args.section, args)
+        args.json.write_text(json.dumps(res, indent=1))
+        return 0
+    names = []
+    for part in args.only or ["eval", "train", "cli"]:
+        names += [n for n in SECTIONS[part] if n not in names]
+    env = dict(os.environ)
+    if not args.omp_active:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    env.setdefault("PYTHONWARNINGS", "ignore")
+    results = {"started": _dt.datetime.now().isoformat(timespec="seconds"), "argv": sys.argv[1:],
+               "machine": machine(), "load_before": os.getloadavg(), "omp_wait_policy": env.get("OMP_WAIT_POLICY"),
+               "sections": {}}
+    prev = HERE / "results.json"
+    if prev.exists() and args.only:  # a partial run updates the previous figures
+        old = json.loads(prev.read_text())
+        results["sections"] = old.get("sections", {})
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for name in names:
+        log(f"== {name}")
+        out = args.out / f".{name}.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--section", name, "--json", str(out)] + \
+            [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--omp-active",)]
+        proc = subprocess.run(cmd, env=env, cwd=str(ROOT))
+        if proc.returncode != 0 or not out.exists():
+            log(f"!! {name} failed (exit {proc.returncode})")
+            results["sections"][name] = {"error": f"exit {proc.returncode}"}
+            continue
+        results["sections"][name] = json.loads(out.read_text())
+        out.unlink()
+    results["load_after"] = os.getloadavg()
+    results["total_seconds"] = round(time.perf_counter() - t0, 1)
+    results["command"] = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    import report
+
+    (args.out / "README.md").write_text(report.render(results))
+    log(f"wrote {args.out / 'README.md'} ({results['total_seconds']:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""mmbench-example-itemknn: the `example-itemknn` model for mmbench."""

@@ -1,0 +1,148 @@
+"""What an encoder is given per item: text rendered from the card, media files from the card.
+
+* Text: the card's ``[text]`` table over the prepared ``item_attributes.tsv`` --
+  ``replace = [[old, new], ...]`` applied to each field, then ``template`` (``str.format``
+  with the field names), or, without a template, the non-empty fields joined by ``". "``.
+  An item whose fields are all empty has no text (``None``: its feature row is missing).
+* Media: the card's ``[media]`` table maps a modality to a per-item template. A rendered
+  ``http(s)``/``file`` URL is downloaded (resumable, via :mod:`mmbench.data.download`) into
+  ``$MMBENCH_HOME/media/<card>/<version>/<modality>/<item raw id><ext>``; with a mirror the
+  file is looked up as ``<mirror>/<item raw id><ext>``. Anything else is a path relative to
+  the source folder. Items whose media cannot be fetched get ``None`` (reported, not fatal).
+"""
+from __future__ import annotations
+
+import re
+import string
+import urllib.parse
+from pathlib import Path
+
+from ..errors import ConfigError, DataError, MMBenchError
+from ..paths import data_home
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _attributes(ds) -> tuple[list[str], list[list[str]]]:
+    attrs = ds.item_attributes()
+    if attrs is None:
+        raise DataError("the dataset has no item attributes (item_attributes.tsv)", where=str(ds.path),
+                        hint="the card needs files.items to render text or media per item")
+    header, rows = attrs
+    if len(rows) != ds.n_items:
+        raise DataError(f"item_attributes.tsv has {len(rows)} rows for {ds.n_items} items", where=str(ds.path))
+    return header, rows
+
+
+def _fields_of(template: str) -> list[str]:
+    return [f for _, f, _, _ in string.Formatter().parse(template) if f]
+
+
+def render(template: str, header: list[str], rows: list[list[str]], where: str) -> list[dict]:
+    """Per row, the dict of its fields (checks the template names existing fields)."""
+    for f in _fields_of(template):
+        if f not in header:
+            raise ConfigError(f"template field {{{f}}} is not an item attribute (have: {', '.join(header[1:])})",
+                              where=where)
+    return [dict(zip(header, r)) for r in rows]
+
+
+def item_texts(ds, card) -> list[str | None]:
+    """One text per item (in item index order), or None where the item has no text."""
+    spec = card.data.get("text")
+    where = f"{card.path} [text]"
+    if not spec:
+        raise ConfigError("the card has no [text] table (which item fields make the text)", where=str(card.path),
+                          hint="add [text] fields = [...] and optionally template = '...'")
+    header, rows = _attributes(ds)
+    fields = list(spec["fields"])
+    missing = [f for f in fields if f not in header]
+    if missing:
+        raise ConfigError(f"text field {missing[0]!r} is not an item attribute (have: {', '.join(header[1:])})",
+                          where=where)
+    template = spec.get("template")
+    if template:
+        render(template, header, rows[:1], where)
+    replace = [tuple(pair) for pair in spec.get("replace", [])]
+    if any(len(p) != 2 for p in replace):
+        raise ConfigError("text.replace must be a list of [old, new] pairs", where=where)
+    out: list[str | None] = []
+    for r in rows:
+        vals = dict(zip(header, r))
+        for f in fields:
+            v = vals[f]
+            for old, new in replace:
+                v = v.replace(old, new)
+            vals[f] = v.strip()
+        if not any(vals[f] for f in fields):
+            out.append(None)
+        elif template:
+            out.append(template.format_map(vals))
+        else:
+            out.append(". ".join(vals[f] for f in fields if vals[f]))
+    return out
+
+
+def media_dir(card, modality: str) -> Path:
+    return data_home() / "media" / card.name / card.version / modality
+
+
+def _ext(url: str) -> str:
+    suffix = Path(urllib.parse.urlparse(url).path).suffix.lower()
+    return suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ""
+
+
+def item_media(ds, card, modality: str, *, folder: Path | None = None, mirror=None, progress: bool = True,
+               retries: int = 1, timeout: float = 20.0) -> tuple[list[str | None], dict[int, str]]:
+    """Local media file per item (None where unavailable) and ``index -> reason`` for the failures."""
+    from ..data.download import Source, fetch
+
+    media = card.data.get("media", {})
+    where = f"{card.path} [media]"
+    if modality not in media:
+        have = ", ".join(sorted(media)) or "none"
+        raise ConfigError(f"the card gives no {modality} media per item (media: {have})", where=str(card.path),
+                          hint=f"add [media] {modality} = '<URL or path template>' to the card")
+    template = str(media[modality])
+    header, rows = _attributes(ds)
+    records = render(template, header, rows, where)
+    raw_ids = ds.item_raw_ids()
+    dest = media_dir(card, modality)
+    out: list[str | None] = []
+    failed: dict[int, str] = {}
+    bar = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(rows), desc=f"{modality} media", unit="item")
+        except ImportError:
+            bar = None
+    try:
+        for i, rec in enumerate(records):
+            target = template.format_map(rec).strip()
+            if not target or any(not rec[f] for f in _fields_of(template)):
+                out.append(None)
+            elif urllib.parse.urlparse(target).scheme.lower() in ("http", "https", "file"):
+                name = _SAFE.sub("_", raw_ids[i]) + _ext(target)
+                try:
+                    p = fetch(Source(url=target, filename=name), dest, mirror=mirror, retries=retries,
+                              backoff=0.5, timeout=timeout, progress=False)
+                    out.append(str(p))
+                except MMBenchError as e:
+                    out.append(None)
+                    failed[i] = str(e)
+            else:
+                base = folder if folder is not None else ds.path
+                p = (base / target).resolve()
+                if p.is_file():
+                    out.append(str(p))
+                else:
+                    out.append(None)
+                    failed[i] = f"{p}: file not found"
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return out, failed

@@ -1,0 +1,407 @@
+"""The leaderboard as one self-contained HTML page (``v<N>/index.html``).
+
+No server, no network: inline CSS, a small inline script that sorts the table, and SVG
+charts drawn here (bar chart per metric with ±1 std error bars over seeds, main metric
+against training time on a log axis). The output is a pure function of the leaderboard,
+so a rebuild gives the same bytes. ``index.html#sort=<column>`` sorts by that column on
+load (through the same click handler a user triggers), which the browser test uses.
+"""
+from __future__ import annotations
+
+import math
+from html import escape
+
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+           "#bab0ac", "#17becf", "#bcbd22", "#1f77b4", "#8c564b", "#d62728", "#2ca02c", "#9467bd", "#7f7f7f",
+           "#aec7e8", "#ffbb78")
+
+CSS = """
+:root{--fg:#1d2330;--muted:#5d6677;--line:#dde2ea;--bg:#f6f7fb;--card:#fff;--accent:#3559c7;--best:#0b7a3e}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+color:var(--fg);background:var(--bg)}
+header{background:linear-gradient(120deg,#1e2a52,#3559c7);color:#fff;padding:28px 40px 22px}
+header h1{margin:0 0 4px;font-size:26px;font-weight:650;letter-spacing:.2px}
+header h1 .ver{font-size:14px;font-weight:600;background:rgba(255,255,255,.18);border-radius:10px;
+padding:2px 9px;margin-left:8px;vertical-align:middle}
+header p{margin:0;max-width:980px;color:#dfe6ff}
+.facts{display:flex;flex-wrap:wrap;gap:10px;margin-top:16px}
+.fact{background:rgba(255,255,255,.12);border-radius:8px;padding:7px 12px;min-width:120px}
+.fact b{display:block;font-size:16px;color:#fff}
+.fact span{font-size:11.5px;color:#c9d4ff;text-transform:uppercase;letter-spacing:.5px}
+main{padding:8px 40px 40px;max-width:1500px}
+section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:16px 20px;margin:18px 0}
+h2{font-size:17px;margin:0 0 8px}
+h3{font-size:14px;margin:14px 0 6px}
+.note{color:var(--muted);font-size:12.5px;margin:0 0 10px}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums;width:100%}
+th,td{padding:6px 9px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th:first-child,td:first-child,th.text,td.text{text-align:left}
+thead th{position:sticky;top:0;background:#eef1f8;font-weight:600;font-size:12.5px;cursor:pointer;
+user-select:none}
+thead th button{all:unset;cursor:pointer}
+thead th[aria-sort=ascending] button::after{content:" \\25B2";font-size:10px;color:var(--accent)}
+thead th[aria-sort=descending] button::after{content:" \\25BC";font-size:10px;color:var(--accent)}
+thead th.main{color:var(--accent)}
+tbody tr:hover{background:#f3f6ff}
+td.best{color:var(--best);font-weight:700}
+td .pm{color:var(--muted);font-size:11.5px;margin-left:2px}
+td.best .pm{color:var(--best)}
+td .sig{color:#c0392b;margin-left:1px}
+td small{color:var(--muted)}
+.swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:7px;vertical-align:baseline}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:14px}
+figure{margin:0;border:1px solid var(--line);border-radius:8px;padding:8px 10px 4px}
+figcaption{font-weight:600;font-size:13px;margin-bottom:2px}
+figcaption small{font-weight:400;color:var(--muted)}
+svg{display:block;width:100%;height:auto}
+figure svg{max-width:460px}
+#tradeoff svg{max-width:900px}
+svg text{font:11px system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;fill:#1d2330}
+svg .axis{stroke:#9aa3b2;stroke-width:1}
+svg .gridline{stroke:#e7eaf0;stroke-width:1}
+svg .err{stroke:#1d2330;stroke-width:1.2}
+svg .tick{fill:#5d6677;font-size:10px}
+ul{margin:6px 0;padding-left:20px}
+code{background:#f0f2f7;border-radius:4px;padding:1px 4px;font-size:12.5px}
+pre{background:#1e2433;color:#e8ecf5;border-radius:8px;padding:12px 14px;overflow-x:auto}
+footer{color:var(--muted);font-size:12px;padding:0 40px 30px}
+"""
+
+SCRIPT = """
+(function () {
+  var table = document.getElementById('board');
+  if (!table) return;
+  var tbody = table.tBodies[0];
+  var heads = Array.prototype.slice.call(table.tHead.rows[0].cells);
+  function value(row, i, numeric) {
+    var v = row.cells[i].getAttribute('data-v');
+    if (v === null || v === '') return null;
+    return numeric ? parseFloat(v) : v;
+  }
+  function sortBy(i, dir) {
+    var numeric = heads[i].getAttribute('data-type') === 'num';
+    var rows = Array.prototype.slice.call(tbody.rows);
+    rows.sort(function (a, b) {
+      var x = value(a, i, numeric), y = value(b, i, numeric);
+      if (x === null && y === null) return a.getAttribute('data-rank') - b.getAttribute('data-rank');
+      if (x === null) return 1;
+      if (y === null) return -1;
+      var c = numeric ? x - y : x.localeCompare(y);
+      return dir * c || a.getAttribute('data-rank') - b.getAttribute('data-rank');
+    });
+    rows.forEach(function (r) { tbody.appendChild(r); });
+    heads.forEach(function (h) { h.removeAttribute('aria-sort'); });
+    heads[i].setAttribute('aria-sort', dir > 0 ? 'ascending' : 'descending');
+  }
+  heads.forEach(function (th, i) {
+    th.addEventListener('click', function () {
+      var cur = th.getAttribute('aria-sort');
+      var first = th.getAttribute('data-first') === 'asc' ? 1 : -1;
+      var dir = cur === 'descending' ? 1 : cur === 'ascending' ? -1 : first;
+      sortBy(i, dir);
+    });
+  });
+  var m = /(?:^#|&)sort=([^&]+)/.exec(location.hash);
+  if (m) {
+    var key = decodeURIComponent(m[1]);
+    heads.forEach(function (th) { if (th.getAttribute('data-key') === key) th.click(); });
+  }
+})();
+"""
+
+
+def _f(x: float, nd: int = 2) -> str:
+    """Fixed formatting of SVG coordinates (no '-0.00')."""
+    s = f"{x:.{nd}f}"
+    return "0" if float(s) == 0 else s.rstrip("0").rstrip(".")
+
+
+def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
+    if hi <= lo:
+        hi = lo + 1.0
+    raw = (hi - lo) / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    start = math.ceil(lo / step - 1e-9) * step
+    out, v = [], start
+    while v <= hi + 1e-9 * step:
+        out.append(round(v, 10))
+        v += step
+    return out
+
+
+def _tick_label(v: float) -> str:
+    if v == 0:
+        return "0"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    s = f"{v:.4f}".rstrip("0").rstrip(".")
+    return s
+
+
+def colors(lb) -> dict[str, str]:
+    return {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(sorted(r.key for r in lb.rows))}
+
+
+def bar_chart(lb, metric: str, color: dict[str, str], width: int = 380) -> str:
+    from .leaderboard import higher_is_better
+
+    rows = [r for r in lb.rows if metric in r.test]
+    if not rows:
+        return ""
+    sign = 1 if higher_is_better(metric) else -1
+    rows.sort(key=lambda r: (-sign * r.test[metric].mean, r.rank))
+    left, right, top, bar_h, gap = 112, 56, 8, 15, 7
+    height = top + len(rows) * (bar_h + gap) + 22
+    plot_w = width - left - right
+    hi = max(max(r.test[metric].mean + r.test[metric].std for r in rows), 1e-12)
+    lo = min(0.0, min(r.test[metric].mean - r.test[metric].std for r in rows))
+    ticks = nice_ticks(lo, hi * 1.02)
+    hi = max(hi, ticks[-1])
+
+    def x(v):
+        return left + (v - lo) / (hi - lo) * plot_w
+
+    out = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+           f'aria-label="{escape(metric)} by model" data-metric="{escape(metric)}">']
+    axis_y = top + len(rows) * (bar_h + gap)
+    for t in ticks:
+        out.append(f'<line class="gridline" x1="{_f(x(t))}" y1="{top - 4}" x2="{_f(x(t))}" y2="{axis_y}"/>'
+                   f'<text class="tick" x="{_f(x(t))}" y="{axis_y + 13}" text-anchor="middle">{_tick_label(t)}</text>')
+    for i, r in enumerate(rows):
+        s = r.test[metric]
+        y = top + i * (bar_h + gap)
+        x0, x1 = x(max(lo, 0.0)), x(s.mean)
+        best = metric in r.best
+        label = r.label if len(r.label) <= 16 else r.label[:15] + "…"
+        weight = ' font-weight="700"' if best else ""
+        stroke = ' stroke="#0b7a3e" stroke-width="2"' if best else ""
+        out.append(
+            f'<g class="bar" data-model="{escape(r.key)}"><title>{escape(r.label)}: {s.mean:.4f} ± {s.std:.4f} '
+            f'({s.n} seeds)</title>'
+            f'<text x="{left - 6}" y="{_f(y + bar_h - 3.5)}" text-anchor="end"{weight}>{escape(label)}</text>'
+            f'<rect x="{_f(min(x0, x1))}" y="{y}" width="{_f(max(abs(x1 - x0), 0.5))}" height="{bar_h}" rx="2" '
+            f'fill="{color[r.key]}"{stroke}/>')
+        if s.std > 0:
+            ea, eb, ym = x(s.mean - s.std), x(s.mean + s.std), y + bar_h / 2
+            out.append(f'<path class="err" d="M{_f(ea)} {_f(ym)}H{_f(eb)}M{_f(ea)} {_f(ym - 4)}V{_f(ym + 4)}'
+                       f'M{_f(eb)} {_f(ym - 4)}V{_f(ym + 4)}"/>')
+        sig = r.marks.get(metric)
+        mark = "†" if sig is not None and sig.significant else ""
+        out.append(f'<text x="{_f(max(x(s.mean + s.std), x1) + 5)}" y="{_f(y + bar_h - 3.5)}">{s.mean:.4f}{mark}'
+                   f'</text></g>')
+    out.append(f'<line class="axis" x1="{left}" y1="{axis_y}" x2="{left + plot_w}" y2="{axis_y}"/></svg>')
+    return "".join(out)
+
+
+def scatter(lb, color: dict[str, str], width: int = 760, height: int = 380) -> str:
+    m = lb.main_metric
+    rows = [r for r in lb.rows if m in r.test]
+    if not rows:
+        return ""
+    left, right, top, bottom = 64, 150, 16, 44
+    pw, ph = width - left - right, height - top - bottom
+    xs = [math.log10(max(r.fit_s, 0.01)) for r in rows]
+    xlo, xhi = math.floor(min(xs)), math.ceil(max(xs))
+    if xhi - xlo < 1:
+        xhi = xlo + 1
+    ylo = min(r.test[m].mean - r.test[m].std for r in rows)
+    yhi = max(r.test[m].mean + r.test[m].std for r in rows)
+    pad = (yhi - ylo) * 0.08 or abs(yhi) * 0.1 or 0.1
+    yt = nice_ticks(ylo - pad, yhi + pad, 5)
+    ylo, yhi = min(yt[0], ylo - pad), max(yt[-1], yhi + pad)
+
+    def X(v):
+        return left + (math.log10(max(v, 0.01)) - xlo) / (xhi - xlo) * pw
+
+    def Y(v):
+        return top + (1 - (v - ylo) / (yhi - ylo)) * ph
+
+    out = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+           f'aria-label="{escape(m)} against training time" id="scatter-plot">']
+    for t in yt:
+        if ylo <= t <= yhi:
+            out.append(f'<line class="gridline" x1="{left}" y1="{_f(Y(t))}" x2="{left + pw}" y2="{_f(Y(t))}"/>'
+                       f'<text class="tick" x="{left - 6}" y="{_f(Y(t) + 3.5)}" text-anchor="end">{_tick_label(t)}</text>')
+    for e in range(xlo, xhi + 1):
+        for mult in ((1, 2, 5) if xhi - xlo <= 3 else (1,)):
+            v = mult * 10 ** e
+            if not 10 ** xlo <= v <= 10 ** xhi:
+                continue
+            out.append(f'<line class="gridline" x1="{_f(X(v))}" y1="{top}" x2="{_f(X(v))}" y2="{top + ph}"/>'
+                       f'<text class="tick" x="{_f(X(v))}" y="{top + ph + 14}" text-anchor="middle">{_tick_label(v)}'
+                       '</text>')
+    out.append(f'<line class="axis" x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}"/>'
+               f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}"/>'
+               f'<text x="{left + pw / 2:.0f}" y="{height - 8}" text-anchor="middle">training time per run (s, log '
+               f'scale)</text><text transform="translate(14 {top + ph / 2:.0f}) rotate(-90)" text-anchor="middle">'
+               f'{escape(m)} (test)</text>')
+    placed: list[tuple[float, float, float]] = []  # label boxes (x0, x1, baseline) already drawn
+    for r in sorted(rows, key=lambda r: (-r.test[m].mean, r.rank)):
+        s = r.test[m]
+        cx, cy = X(r.fit_s), Y(s.mean)
+        x0, x1, ty = cx + 9, cx + 9 + 6.2 * len(r.label), cy + 4
+        while any(a < x1 and x0 < b and abs(ty - y) < 11 for a, b, y in placed):
+            ty += 11  # move the label down until it overlaps no other label
+        placed.append((x0, x1, ty))
+        out.append(f'<g class="point" data-model="{escape(r.key)}"><title>{escape(r.label)}: {m} {s.mean:.4f} ± '
+                   f'{s.std:.4f}, {r.fit_s:.1f} s</title>')
+        if s.std > 0:
+            out.append(f'<path class="err" d="M{_f(cx)} {_f(Y(s.mean - s.std))}V{_f(Y(s.mean + s.std))}"/>')
+        out.append(f'<circle cx="{_f(cx)}" cy="{_f(cy)}" r="6" fill="{color[r.key]}" stroke="#fff" '
+                   f'stroke-width="1.5"/><text x="{_f(x0)}" y="{_f(ty)}">{escape(r.label)}</text></g>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _table(lb, color) -> str:
+    from .leaderboard import higher_is_better
+
+    cols = lb.columns
+    head = ['<th data-type="num" data-key="rank" data-first="asc"><button type="button">#</button></th>',
+            '<th class="text" data-type="text" data-key="model" data-first="asc"><button type="button">Model'
+            '</button></th>']
+    for c in cols:
+        first = "desc" if higher_is_better(c) else "asc"
+        cls = ' class="main"' if c == lb.main_metric else ""
+        head.append(f'<th{cls} data-type="num" data-key="{escape(c)}" data-first="{first}"><button type="button">'
+                    f'{escape(c)}</button></th>')
+    head += ['<th data-type="num" data-key="fit_s" data-first="asc"><button type="button">Fit (s)</button></th>',
+             '<th data-type="num" data-key="seeds" data-first="desc"><button type="button">Seeds</button></th>']
+    body = []
+    for r in lb.rows:
+        cells = [f'<td data-v="{r.rank}">{r.rank}</td>',
+                 f'<td class="text" data-v="{escape(r.label)}"><span class="swatch" style="background:'
+                 f'{color[r.key]}"></span>{escape(r.label)} <small>{escape(r.distribution)} {escape(r.version)}'
+                 '</small></td>']
+        for c in cols:
+            s = r.test.get(c)
+            if s is None:
+                cells.append('<td data-v="">–</td>')
+                continue
+            cmp_ = r.marks.get(c)
+            sig = '<span class="sig" title="significantly worse than the best">†</span>' if (
+                cmp_ is not None and cmp_.significant) else ""
+            title = f' title="p (Holm) = {cmp_.p_holm:.4g} vs best"' if cmp_ is not None else ""
+            cls = ' class="best"' if c in r.best else ""
+            cells.append(f'<td{cls} data-v="{s.mean:.8f}"{title}>{s.mean:.4f}<span class="pm">±{s.std:.4f}</span>'
+                         f'{sig}</td>')
+        cells += [f'<td data-v="{r.fit_s:.3f}">{r.fit_s:.1f}</td>', f'<td data-v="{len(r.seeds)}">{len(r.seeds)}</td>']
+        body.append(f'<tr data-model="{escape(r.key)}" data-rank="{r.rank}">' + "".join(cells) + "</tr>")
+    return ('<div class="scroll"><table id="board"><thead><tr>' + "".join(head) + "</tr></thead><tbody>"
+            + "\n".join(body) + "</tbody></table></div>")
+
+
+def _stats_table(lb) -> str:
+    from .leaderboard import fmt_p
+    from .stats import TESTS
+
+    m = lb.main_metric
+    conf = int(round(lb.board["confidence"] * 100))
+    head = ["Model", "mean", "std", f"{conf}% CI", "n"] + [f"p {t}" for t in TESTS] + [f"p Holm ({lb.board['test']})"]
+    rows = []
+    for r in lb.rows:
+        s = r.test.get(m)
+        if s is None:
+            continue
+        best = m in r.best
+        ps = lb.main_tests.get(r.key, {})
+        vals = [escape(r.label) + (" <small>(best)</small>" if best else ""), f"{s.mean:.4f}", f"{s.std:.4f}",
+                f"[{s.ci_low:.4f}, {s.ci_high:.4f}]", str(s.n)]
+        vals += ["–" if best else fmt_p(ps.get(t)) for t in TESTS]
+        vals.append("–" if best else fmt_p(ps.get(lb.board["test"] + "_holm")))
+        rows.append("<tr>" + "".join(f'<td{" class=text" if i == 0 else ""}>{v}</td>' for i, v in enumerate(vals))
+                    + "</tr>")
+    if not rows:
+        return ""
+    return ('<div class="scroll"><table><thead><tr>' + "".join(
+        f'<th{" class=text" if i == 0 else ""}>{escape(h)}</th>' for i, h in enumerate(head))
+        + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
+
+
+def to_html(lb, suite) -> str:
+    from .leaderboard import legend, _short_params
+
+    color = colors(lb)
+    ds = lb.dataset
+    st = ds.get("stats", {})
+    title = f"{lb.suite} v{lb.version}"
+    m = lb.main_metric
+    best = next((r for r in lb.rows if m in r.best), None)
+    facts = [(f"{ds.get('name')} v{ds.get('version')}", "dataset")]
+    if st:
+        facts += [(f"{st['users']:,} / {st['items']:,}", "users / items"), (f"{st['interactions']:,}", "interactions")]
+    facts += [(str(len(lb.rows)), "models"), (", ".join(map(str, suite.seeds)), "seeds"),
+              ("full ranking", "candidates"), (m, "main metric")]
+    if best is not None:
+        facts.append((f"{best.label} · {best.test[m].mean:.4f}", "best"))
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>mmbench leaderboard · {escape(title)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f'<header><h1>{escape(lb.suite)}<span class="ver">v{lb.version}</span></h1>',
+        f"<p>{escape(suite.data['suite'].get('description', '').strip())}</p>",
+        '<div class="facts">' + "".join(f'<div class="fact"><b>{escape(v)}</b><span>{escape(k)}</span></div>'
+                                        for v, k in facts) + "</div></header><main>",
+        '<section id="results"><h2>Results on the test split</h2>',
+        f'<p class="note">Mean ± std over seeds; click a column to sort. {escape(legend(lb))}</p>',
+        _table(lb, color) if lb.rows else "<p>No accepted records yet.</p>",
+        "</section>",
+    ]
+    if lb.rows:
+        charts = "".join(
+            f'<figure><figcaption>{escape(c)}{" <small>(main)</small>" if c == m else ""}'
+            f'{" <small>lower is better</small>" if not _hib(c) else ""}</figcaption>{bar_chart(lb, c, color)}</figure>'
+            for c in lb.columns if any(c in r.test for r in lb.rows))
+        parts += ['<section id="charts"><h2>Metrics by model</h2><p class="note">Bars: mean over seeds; whiskers: '
+                  '±1 std; bold label: best; †: significantly worse than the best.</p>',
+                  f'<div class="grid">{charts}</div></section>',
+                  f'<section id="tradeoff"><h2>{escape(m)} against training time</h2><p class="note">Each point '
+                  'is a model: mean test value (whisker ±1 std) against mean training time per run on the '
+                  'machines listed below.</p>', scatter(lb, color), "</section>",
+                  f'<section id="statistics"><h2>Statistics of {escape(m)}</h2><p class="note">Student-t '
+                  'confidence interval over seeds; two-sided p-values of each model against the best on per-user '
+                  'values averaged over seeds.</p>', _stats_table(lb), "</section>"]
+    p = lb.protocol
+    parts += [
+        '<section id="protocol"><h2>Protocol</h2><ul>',
+        f"<li>Dataset fingerprint <code>{escape(str(ds.get('fingerprint') or '-'))}</code></li>",
+        f"<li>Candidates: {escape(p['candidates'])} items (full ranking, never sampled); masked at test: train"
+        f"{' + valid' if p['mask_valid_at_test'] else ''} items</li>",
+        f"<li>Fit on {escape(p['fit_on'])}; early stopping and model selection on {escape(p['selection'])} only; "
+        f"searched models: candidates on seed(s) {escape(str(suite.search_seeds))}, the chosen one on every seed"
+        "</li>",
+        f"<li>Protocol hash <code>{escape(lb.protocol_hash)}</code></li></ul>",
+        "<h3>Configurations</h3><ul>" + "".join(
+            f"<li><b>{escape(r.label)}</b> (<code>{escape(r.model)}</code> from {escape(r.distribution)} "
+            f"{escape(r.version)}, {escape(r.selection.get('method', 'fixed'))}): {escape(_short_params(r.params))}"
+            "</li>" for r in lb.rows) + "</ul></section>",
+    ]
+    if lb.environments:
+        keys = ["mmbench", "git", "python", "torch", "device", "threads", "platform", "records"]
+        parts.append('<section id="environment"><h2>Environment</h2><div class="scroll"><table><thead><tr>'
+                     + "".join(f'<th class="text">{k}</th>' for k in keys) + "</tr></thead><tbody>"
+                     + "".join("<tr>" + "".join(f'<td class="text">{escape(str(e[k]))}</td>' for k in keys) + "</tr>"
+                               for e in lb.environments) + "</tbody></table></div></section>")
+    if lb.rejected or lb.failed:
+        parts.append('<section id="excluded"><h2>Excluded records</h2><ul>'
+                     + "".join(f"<li>rejected <code>{escape(a)}</code>: {escape(b)}</li>" for a, b in lb.rejected)
+                     + "".join(f"<li>failed <code>{escape(a)}</code>: {escape(b)}</li>" for a, b in lb.failed)
+                     + "</ul></section>")
+    folder = f"leaderboards/{suite.folder.name}"
+    parts += [
+        f'<section id="reproduce"><h2>Reproduce</h2><pre>mmbench suite run {escape(folder)}\n'
+        f"mmbench leaderboard build {escape(folder)}\nmmbench leaderboard check {escape(folder)}</pre></section>",
+        "</main><footer>Generated by mmbench from run records alone; rebuilding gives the same bytes.</footer>",
+        f"<script>{SCRIPT}</script></body></html>", ""]
+    return "\n".join(parts)
+
+
+def _hib(c: str) -> bool:
+    from .leaderboard import higher_is_better
+
+    return higher_is_better(c)
