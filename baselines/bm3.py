@@ -8,7 +8,7 @@ from torch.nn import functional as F
 from mmbench.mm import ModalityProjector
 from mmbench.nn import TorchRecommender
 
-from ._graph import CONTENT, CachedEmbeddings, content_features, bipartite_adjacency, layer_mean, unique_edges
+from ._graph import CONTENT, CachedEmbeddings, bipartite_adjacency, content_features, layer_mean, unique_edges
 
 
 class _BM3(nn.Module):

@@ -7,9 +7,9 @@ from torch import nn
 from mmbench.mm import ModalityProjector
 from mmbench.nn import TorchRecommender, bpr_loss
 
-from ._graph import (CONTENT, CachedEmbeddings, bipartite_adjacency, degree_sensitive_sample, knn_indices, layer_mean,
-                     content_features, mix_graphs, propagate, sym_normalized,
-                     unique_edges)
+from ._graph import (CONTENT, CachedEmbeddings, bipartite_adjacency, content_features, degree_sensitive_sample,
+                     knn_indices, layer_mean, mix_graphs, propagate, sym_normalized, unique_edges)
+
 
 def modality_weights(keys: list[str], image_weight: float) -> list[float]:
     """FREEDOM mixes the image and text graphs as w * image + (1 - w) * text. Generalised:

@@ -1,7 +1,6 @@
 """LightGCN: linear propagation over the user-item graph, layers averaged."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from mmbench.nn import TorchRecommender, bpr_loss, l2
