@@ -17,8 +17,9 @@ def _gib(b) -> str:
     return f"{b / 2**30:.2f} GiB"
 
 
-def _eval_table(sec: dict) -> list[str]:
-    lines = [f"### {sec['scale']}", "",
+def _eval_table(sec: dict, key: str = "") -> list[str]:
+    extra = " (OpenMP's default busy-waiting)" if "OpenMP default" in key else ""
+    lines = [f"### {sec['scale']}{extra}", "",
              f"{sec['test_users']:,} test users x {sec['stats']['items']:,} items, "
              f"{sec['stats']['interactions']:,} interactions; batches of {sec['batch_users']} users "
              f"({sec['block_mib']} MiB score block); {sec['threads']} torch threads.", "",
@@ -71,6 +72,11 @@ def render(res: dict) -> str:
            f"Load average (1/5/15 min) before: {', '.join(f'{x:.1f}' for x in res['load_before'])}; "
            f"after: {', '.join(f'{x:.1f}' for x in res.get('load_after', []))}. "
            f"Run {res['started']}, {res.get('total_seconds', 0):.0f} s in all.", ""]
+    for run in res.get("partial_runs", []):
+        out += [f"Also `{run['command'].strip()}` ({', '.join(run['sections'])}; "
+                f"OMP_WAIT_POLICY={run.get('omp_wait_policy') or 'default'}), run {run['started']}, "
+                f"load before {', '.join(f'{x:.1f}' for x in run['load_before'])}, "
+                f"after {', '.join(f'{x:.1f}' for x in run['load_after'])}.", ""]
     out += _summary(secs)
     if any(k.startswith("eval") for k in secs):
         out += ["## Full-ranking evaluation", "",
@@ -82,10 +88,10 @@ def render(res: dict) -> str:
                 "ranking, so only its @k metrics are compared. Times are medians of interleaved rounds; "
                 "'scaled' = measured on a random sample of test users and multiplied up to all of them (a user "
                 "costs the same whatever the others). 'x mmbench time' = that evaluator's full pass / mmbench's.", ""]
-    for key in ("eval-ml100k", "eval-50k", "eval-elec"):
-        if key in secs and "methods" in secs[key]:
-            out += _eval_table(secs[key])
-        elif key in secs:
+    for key in [k for k in secs if k.startswith("eval")]:
+        if "methods" in secs[key]:
+            out += _eval_table(secs[key], key)
+        else:
             out += [f"### {key}: failed ({secs[key].get('error')})", ""]
     if any(k.startswith("train") for k in secs):
         out += ["## Training: BPR-MF time to quality", "",
@@ -108,8 +114,8 @@ def render(res: dict) -> str:
 
 def _summary(secs: dict) -> list[str]:
     rows = []
-    for key in ("eval-ml100k", "eval-50k", "eval-elec"):
-        s = secs.get(key, {})
+    for key in [k for k in secs if k.startswith("eval")]:
+        s = secs[key]
         if "methods" not in s:
             continue
         ms = s["methods"]
@@ -118,7 +124,8 @@ def _summary(secs: dict) -> list[str]:
             if peer in ms:
                 parts.append(f"{peer} x{ms[peer]['ratio_to_mmbench']:.1f}")
         bound = ms.get("bare bound", {}).get("ratio_to_mmbench")
-        rows.append(f"- {s['scale']}: mmbench {ms['mmbench']['full_pass_s']:.2f} s per full pass; "
+        rows.append(f"- {s['scale']}{' (OpenMP default waiting)' if 'OpenMP default' in key else ''}: "
+                    f"mmbench {ms['mmbench']['full_pass_s']:.2f} s per full pass; "
                     f"peers take " + ", ".join(parts)
                     + (f"; mmbench / bare bound = {1 / bound:.2f}" if bound else "") + ".")
     if "eval-elec" in secs and secs["eval-elec"].get("memory"):

@@ -66,7 +66,7 @@ def section_eval(name: str, args) -> dict:
         size = (20_000, ELEC[1], ELEC[2]) if args.quick else ELEC
         split = synthetic_split(*size, seed=0)
         scores = ExactScores(split)
-        only_memory = args.only == ["memory"]
+        only_memory = bool(args.only) and set(args.only) <= {"memory"}
         return evalbench.run_scale(
             f"synthetic Amazon-Elec scale ({size[0]:,} x {size[1]:,})", split, scores,
             reps=0 if only_memory else reps, ours_reps=1 if only_memory else args.elec_reps,
@@ -152,12 +152,13 @@ def machine() -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes and 3 repetitions")
-    ap.add_argument("--only", action="append", choices=sorted(SECTIONS), help="run only this part (repeatable)")
+    ap.add_argument("--only", action="append", choices=sorted(SECTIONS) + sorted({n for v in SECTIONS.values() for n in v}),
+                    help="run only this part or section (repeatable)")
     ap.add_argument("--reps", type=int, default=None, help="timed repetitions per method (default 5; quick 3)")
     ap.add_argument("--elec-reps", type=int, default=3, help="repetitions of the two full Elec-scale passes")
     ap.add_argument("--peer-users", type=int, default=2000,
                     help="test users ranked by RecBole/Cornac at the 50k scale (time scaled to all users)")
-    ap.add_argument("--elec-peer-users", type=int, default=1000, help="the same at Elec scale (all peers)")
+    ap.add_argument("--elec-peer-users", type=int, default=500, help="the same at Elec scale (all peers)")
     ap.add_argument("--train-seeds", type=int, default=None, help="seeds per trainer on ml-100k (default 5; quick 2)")
     ap.add_argument("--train-seeds-1m", type=int, default=None, help="the same on 1M interactions (default 3; quick 2)")
     ap.add_argument("--omp-active", action="store_true",
@@ -175,18 +176,20 @@ def main(argv=None) -> int:
         return 0
     names = []
     for part in args.only or ["eval", "train", "cli"]:
-        names += [n for n in SECTIONS[part] if n not in names]
+        names += [n for n in SECTIONS.get(part, [part]) if n not in names]
     env = dict(os.environ)
     if not args.omp_active:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
+    else:
+        env.pop("OMP_WAIT_POLICY", None)
     env.setdefault("PYTHONWARNINGS", "ignore")
     results = {"started": _dt.datetime.now().isoformat(timespec="seconds"), "argv": sys.argv[1:],
                "machine": machine(), "load_before": os.getloadavg(), "omp_wait_policy": env.get("OMP_WAIT_POLICY"),
                "sections": {}}
-    prev = HERE / "results.json"
-    if prev.exists() and args.only:  # a partial run updates the previous figures
-        old = json.loads(prev.read_text())
-        results["sections"] = old.get("sections", {})
+    prev = args.out / "results.json"
+    base = None
+    if prev.exists() and args.only:  # a partial run adds to / replaces sections of the previous figures
+        base = json.loads(prev.read_text())
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     for name in names:
@@ -199,11 +202,19 @@ def main(argv=None) -> int:
             log(f"!! {name} failed (exit {proc.returncode})")
             results["sections"][name] = {"error": f"exit {proc.returncode}"}
             continue
-        results["sections"][name] = json.loads(out.read_text())
+        key = name + (" (OpenMP default waiting)" if args.omp_active else "")
+        results["sections"][key] = json.loads(out.read_text())
         out.unlink()
     results["load_after"] = os.getloadavg()
     results["total_seconds"] = round(time.perf_counter() - t0, 1)
     results["command"] = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if base is not None:
+        run = {k: results[k] for k in ("command", "started", "load_before", "load_after", "total_seconds",
+                                        "omp_wait_policy")}
+        run["sections"] = list(results["sections"])
+        base.setdefault("partial_runs", []).append(run)
+        base["sections"].update(results["sections"])
+        results = base
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     import report
 

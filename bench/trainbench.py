@@ -7,6 +7,7 @@ dataloaders, Cornac's dataset, mmbench's TrainData): it counts what an epoch cos
 """
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 
@@ -168,6 +169,8 @@ def compare(split, cfg: dict, *, seeds: int, quick: bool = False, log=print) -> 
     mmbench_curve(split, view, {"batch_size": 4096}, 0, max_epochs=1, budget_s=1e9)
     curves = {"mmbench": [], "cornac": []}
     cp = CornacPeer(split)
+    gc.collect()
+    gc.freeze()  # the peers' millions of Python objects stay out of every later collection
     for s in range(seeds):
         curves["mmbench"].append(mmbench_curve(split, view, mm_params, s, max_epochs=mm_epochs, budget_s=budget))
         curves["cornac"].append(cornac_curve(cp, view, k=64, seed=s, threads=0, max_epochs=cn_epochs,
@@ -188,6 +191,8 @@ def compare(split, cfg: dict, *, seeds: int, quick: bool = False, log=print) -> 
     rb_curves = []
     try:
         rb = RecBolePeer(split, None)
+        gc.collect()
+        gc.freeze()
         rb_curves = [recbole_curve(rb, view, 0, max_epochs=cn_epochs, budget_s=cfg["recbole_budget_s"] / div,
                                    stop_at=target)]
         log("RecBole done")

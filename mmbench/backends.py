@@ -188,6 +188,8 @@ def suite_runner(backend: str = "local", *, workers: int | None = None, address:
     ``backend``: one job per (model, params, seed), records written by the workers."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}", hint=f"use one of {', '.join(BACKENDS)}")
+    if backend == "local" and address is not None:
+        raise ConfigError("--address is only for the ray backend", hint="add --backend ray")
     if backend == "ray" and importlib.util.find_spec("ray") is None:  # fail before any job runs
         raise ConfigError("the ray backend needs Ray", hint="pip install 'mmbench[ray]', or use --backend local")
 

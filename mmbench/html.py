@@ -56,7 +56,7 @@ figure{margin:0;border:1px solid var(--line);border-radius:8px;padding:8px 10px 
 figcaption{font-weight:600;font-size:13px;margin-bottom:2px}
 figcaption small{font-weight:400;color:var(--muted)}
 svg{display:block;width:100%;height:auto}
-figure svg{max-width:460px}
+figure svg{max-width:500px}
 #tradeoff svg{max-width:900px}
 svg text{font:11px system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;fill:#1d2330}
 svg .axis{stroke:#9aa3b2;stroke-width:1}
@@ -145,7 +145,7 @@ def colors(lb) -> dict[str, str]:
     return {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(sorted(r.key for r in lb.rows))}
 
 
-def bar_chart(lb, metric: str, color: dict[str, str], width: int = 380) -> str:
+def bar_chart(lb, metric: str, color: dict[str, str], width: int = 420) -> str:
     from .leaderboard import higher_is_better
 
     rows = [r for r in lb.rows if metric in r.test]
@@ -153,7 +153,7 @@ def bar_chart(lb, metric: str, color: dict[str, str], width: int = 380) -> str:
         return ""
     sign = 1 if higher_is_better(metric) else -1
     rows.sort(key=lambda r: (-sign * r.test[metric].mean, r.rank))
-    left, right, top, bar_h, gap = 112, 56, 8, 15, 7
+    left, right, top, bar_h, gap = 150, 58, 8, 15, 7
     height = top + len(rows) * (bar_h + gap) + 22
     plot_w = width - left - right
     hi = max(max(r.test[metric].mean + r.test[metric].std for r in rows), 1e-12)
@@ -175,7 +175,7 @@ def bar_chart(lb, metric: str, color: dict[str, str], width: int = 380) -> str:
         y = top + i * (bar_h + gap)
         x0, x1 = x(max(lo, 0.0)), x(s.mean)
         best = metric in r.best
-        label = r.label if len(r.label) <= 16 else r.label[:15] + "…"
+        label = r.label if len(r.label) <= 23 else r.label[:22] + "…"
         weight = ' font-weight="700"' if best else ""
         stroke = ' stroke="#0b7a3e" stroke-width="2"' if best else ""
         out.append(
@@ -333,8 +333,10 @@ def to_html(lb, suite) -> str:
     facts = [(f"{ds.get('name')} v{ds.get('version')}", "dataset")]
     if st:
         facts += [(f"{st['users']:,} / {st['items']:,}", "users / items"), (f"{st['interactions']:,}", "interactions")]
+    rating_track = "@" not in m
     facts += [(str(len(lb.rows)), "models"), (", ".join(map(str, suite.seeds)), "seeds"),
-              ("full ranking", "candidates"), (m, "main metric")]
+              ("held-out ratings", "rating track") if rating_track else ("full ranking", "candidates"),
+              (m, "main metric")]
     if best is not None:
         facts.append((f"{best.label} · {best.test[m].mean:.4f}", "best"))
     parts = [

@@ -67,6 +67,10 @@ def test_bad_backend_options_are_one_line_errors():
         B.execute([partial(_square, 1)], backend="dask")
     with pytest.raises(ConfigError, match="only for the ray backend"):
         B.execute([partial(_square, 1)], address="10.0.0.1:6379")
+    with pytest.raises(ConfigError, match="only for the ray backend"):
+        B.suite_runner("local", address="10.0.0.1:6379")
+    with pytest.raises(ConfigError, match="unknown backend"):
+        B.suite_runner("slurm")
 
 
 # -- suites: identical records --------------------------------------------------------------------

@@ -106,6 +106,19 @@ def test_nan_is_found_in_the_top_and_under_the_mask():
     assert len(run(inf)) == 1
 
 
+def test_nan_is_still_reported_when_checks_wait_for_the_last_batch(monkeypatch):
+    # the accelerator path (no host sync per batch), exercised on CPU
+    monkeypatch.setattr(K, "_defer_checks", lambda dev: True)
+    S = torch.arange(40, dtype=torch.float32).reshape(8, 5)
+    S[2, 4] = float("nan")  # masked, in the second of four batches
+    target, exclude = _csr([[0]] * 8), _csr([[4]] * 8)
+    seen = []
+    with pytest.raises(TrainingError, match="NaN"):
+        for r in K.iter_ranked(lambda u: S[u].clone(), np.arange(8), 5, target, exclude, 2, batch_users=2):
+            seen.append(r.start)
+    assert seen == [0, 2, 4, 6]  # every batch ran, the error came after the last
+
+
 def test_the_models_tensor_is_never_written():
     S = torch.rand(4, 9, generator=torch.Generator().manual_seed(0))
     before = S.clone()

@@ -100,6 +100,12 @@ class Ranked:
     n_rel: torch.Tensor
 
 
+def _defer_checks(dev: torch.device) -> bool:
+    """A host-side check is free on CPU; on an accelerator it would stall the stream, so NaN
+    is collected on the device and reported after the last batch."""
+    return dev.type != "cpu"
+
+
 def _nan_error() -> TrainingError:
     return TrainingError("score() returned NaN", hint="the model diverged; lower the learning rate")
 
@@ -115,7 +121,7 @@ def iter_ranked(score_fn: Callable[[torch.Tensor], torch.Tensor], users: np.ndar
     dev = torch.device(device)
     lay = layout(users, n_items, target, exclude, dev)
     bsz = batch_users or batch_users_for(n_items, dev)
-    check_now = dev.type == "cpu"  # a host check is free on CPU; on CUDA it would stall the stream
+    check_now = not _defer_checks(dev)
     nan_seen = torch.zeros((), dtype=torch.bool, device=dev)
     with torch.no_grad():
         for s in range(0, len(lay.users), bsz):
