@@ -36,6 +36,12 @@ def test_sample(split: Split, n: int | None, seed: int = 0) -> tuple[Split, np.n
     return Split(split.name, split.n_users, split.n_items, split.user, split.item, label), keep_users
 
 
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
 def rss_now() -> int:
     with open("/proc/self/status") as f:
         for line in f:
@@ -143,6 +149,12 @@ def run_scale(label: str, split: Split, scores, *, reps: int, sample: int | None
         del res
 
     # RecBole (default and tuned eval_batch_size) and Cornac on the sample
+    if not _importable("recbole"):
+        log(f"[{label}] RecBole is not installed: skipped (pip install 'mmbench[bench]')")
+        peers_on_sample = [p for p in peers_on_sample if not p.startswith("recbole")]
+    if not _importable("cornac"):
+        log(f"[{label}] Cornac is not installed: skipped (pip install 'mmbench[bench]')")
+        peers_on_sample = [p for p in peers_on_sample if p != "cornac"]
     if "recbole-default" in peers_on_sample or "recbole-tuned" in peers_on_sample:
         t = time.perf_counter()
         sizes = {k: v for k, v in (("recbole-default", recbole_default_batch), ("recbole-tuned", tuned))

@@ -1,7 +1,9 @@
 """mmbench benchmarks: evaluation, training, memory and start-up, side by side with peers.
 
-    python bench/run.py                 # everything (make bench); ~15 min on 2 cores
-    python bench/run.py --quick         # small sizes, few repetitions (~3 min)
+    python bench/run.py                 # everything (make bench): 32 min on 2 busy cores
+                                        # (load 5-9); the Elec-scale passes are half of it
+    python bench/run.py --quick         # small sizes, 3 repetitions (~10 min there)
+    python bench/run.py --elec-reps 1   # one full Elec-scale pass of mmbench and of the bound
     python bench/run.py --only eval     # eval | train | memory | cli (repeatable)
 
 Each section runs in its own process (clean memory figures, no state shared between peers)
