@@ -57,7 +57,7 @@ figcaption{font-weight:600;font-size:13px;margin-bottom:2px}
 figcaption small{font-weight:400;color:var(--muted)}
 svg{display:block;width:100%;height:auto}
 figure svg{max-width:500px}
-#tradeoff svg{max-width:900px}
+#tradeoff svg{max-width:1000px}
 svg text{font:11px system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;fill:#1d2330}
 svg .axis{stroke:#9aa3b2;stroke-width:1}
 svg .gridline{stroke:#e7eaf0;stroke-width:1}
@@ -196,7 +196,7 @@ def bar_chart(lb, metric: str, color: dict[str, str], width: int = 420) -> str:
     return "".join(out)
 
 
-def scatter(lb, color: dict[str, str], width: int = 760, height: int = 380) -> str:
+def scatter(lb, color: dict[str, str], width: int = 960, height: int = 460) -> str:
     m = lb.main_metric
     rows = [r for r in lb.rows if m in r.test]
     if not rows:
@@ -238,20 +238,37 @@ def scatter(lb, color: dict[str, str], width: int = 760, height: int = 380) -> s
                f'<text x="{left + pw / 2:.0f}" y="{height - 8}" text-anchor="middle">training time per run (s, log '
                f'scale)</text><text transform="translate(14 {top + ph / 2:.0f}) rotate(-90)" text-anchor="middle">'
                f'{escape(m)} (test)</text>')
-    placed: list[tuple[float, float, float]] = []  # label boxes (x0, x1, baseline) already drawn
+    pts = {r.key: (X(r.fit_s), Y(r.test[m].mean)) for r in rows}
+    boxes: list[tuple[float, float, float, float]] = [(x - 7, y - 7, x + 7, y + 7) for x, y in pts.values()]
+
+    def free(b):
+        return all(b[2] <= o[0] or o[2] <= b[0] or b[3] <= o[1] or o[3] <= b[1] for o in boxes) and \
+            left <= b[0] and b[2] <= width - 2 and top - 4 <= b[1] and b[3] <= top + ph + 2
+
     for r in sorted(rows, key=lambda r: (-r.test[m].mean, r.rank)):
         s = r.test[m]
-        cx, cy = X(r.fit_s), Y(s.mean)
-        x0, x1, ty = cx + 9, cx + 9 + 6.2 * len(r.label), cy + 4
-        while any(a < x1 and x0 < b and abs(ty - y) < 11 for a, b, y in placed):
-            ty += 11  # move the label down until it overlaps no other label
-        placed.append((x0, x1, ty))
+        cx, cy = pts[r.key]
+        w = 6.3 * len(r.label)
+        # beside the point (right, left, above, below), else further down with a leader line
+        tries = [(9, 4, "start"), (-9, 4, "end"), (9, -8, "start"), (9, 16, "start"), (-9, -8, "end"),
+                 (-9, 16, "end")] + [(14, 4 + d * sgn, "start") for d in range(22, 200, 12) for sgn in (1, -1)]
+        for dx, dy, anchor in tries:
+            x0 = cx + dx if anchor == "start" else cx + dx - w
+            box = (x0, cy + dy - 10, x0 + w, cy + dy + 2)
+            if free(box):
+                break
+        boxes.append(box)
+        tx = cx + dx
         out.append(f'<g class="point" data-model="{escape(r.key)}"><title>{escape(r.label)}: {m} {s.mean:.4f} ± '
                    f'{s.std:.4f}, {r.fit_s:.1f} s</title>')
         if s.std > 0:
             out.append(f'<path class="err" d="M{_f(cx)} {_f(Y(s.mean - s.std))}V{_f(Y(s.mean + s.std))}"/>')
+        if abs(dy) > 20:  # far from its point: a leader line says whose label it is
+            out.append(f'<path d="M{_f(cx + 5)} {_f(cy)}L{_f(tx - 2)} {_f(cy + dy - 4)}" stroke="#9aa3b2" '
+                       'stroke-width="0.8" fill="none"/>')
+        end = ' text-anchor="end"' if anchor == "end" else ""
         out.append(f'<circle cx="{_f(cx)}" cy="{_f(cy)}" r="6" fill="{color[r.key]}" stroke="#fff" '
-                   f'stroke-width="1.5"/><text x="{_f(x0)}" y="{_f(ty)}">{escape(r.label)}</text></g>')
+                   f'stroke-width="1.5"/><text x="{_f(tx)}" y="{_f(cy + dy)}"{end}>{escape(r.label)}</text></g>')
     out.append("</svg>")
     return "".join(out)
 

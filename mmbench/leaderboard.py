@@ -313,7 +313,8 @@ def _columns(suite, rows: list[Row]) -> tuple[list[str], list[str]]:
     main = suite.protocol.main_metric
     present = set().union(*(r.test for r in rows)) if rows else set()
     metrics = [main] + [m for m in suite.protocol.metrics if m != main and "/" not in m]
-    metrics += [m for m in suite.protocol.rating_metrics if m in present and m not in metrics]
+    if "@" not in main:  # rating track: every rating metric; a ranking track shows them in the JSON only
+        metrics += [m for m in suite.protocol.rating_metrics if m in present and m not in metrics]
     beyond = sorted(m for m in present if m.split("@", 1)[0] in BEYOND)
     beyond += [m for m in suite.protocol.metrics if "/" in m and m != main]
     return metrics, beyond
