@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .io import atomic_write_text, canonical_json
-from .records import iter_records, per_user_path, record_stage
+from .records import iter_records, record_stage
 from .stats import TESTS, Comparison, Summary
 
 FILES = ("README.md", "leaderboard.csv", "leaderboard.json", "index.html")

@@ -17,7 +17,6 @@ independent :class:`Job` s, e.g. with :func:`execute_job`).
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable

@@ -4,7 +4,6 @@ import io
 import json
 import re
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -316,3 +315,15 @@ def test_cli_check_and_compare(board, tmp_path):
     assert not re.search(r"[ᵃᵇᶜᵈ]", pop)  # pop beats nobody
     one = run_cli("compare", root / "pop", env=env, check=False)
     assert one.returncode == 2 and "at least two records of different models" in one.stderr
+
+
+@pytest.mark.parametrize("name", ["ml100k", "ml100k-rating"])
+def test_committed_leaderboards_rebuild_to_the_same_bytes(name):
+    """What `mmbench leaderboard check` (CI) verifies, on the committed records."""
+    from .conftest import ROOT
+
+    suite = load_suite(ROOT / "leaderboards" / name)
+    lb = lbm.build(suite, suite.results_dir())
+    assert lb.rejected == [] and lb.failed == [] and len(lb.rows) >= 4
+    assert all(len(r.seeds) == 3 for r in lb.rows)
+    assert lbm.check(lb, suite) == []
