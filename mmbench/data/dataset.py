@@ -147,10 +147,15 @@ class PreparedDataset:
                          a["rating"][m].astype(np.float32), a["timestamp"][m], dataset=self.name)
 
     def csr(self, *splits: str) -> tuple[np.ndarray, np.ndarray]:
-        m = np.zeros(len(self.arrays["label"]), dtype=bool)
-        for s in splits:
-            m |= self.mask(s)
-        return _csr(self.arrays["user"][m], self.arrays["item"][m], self.n_users)
+        """User -> items of the given splits; cached, since every validation pass asks again."""
+        key = tuple(sorted(set(splits)))
+        cache = self.__dict__.setdefault("_csr_cache", {})
+        if key not in cache:
+            m = np.zeros(len(self.arrays["label"]), dtype=bool)
+            for s in key:
+                m |= self.mask(s)
+            cache[key] = _csr(self.arrays["user"][m], self.arrays["item"][m], self.n_users)
+        return cache[key]
 
     def pairs(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         m = self.mask(split)

@@ -33,21 +33,6 @@ def default_batch_users(n_items: int, budget: int = 1 << 23) -> int:
     return max(1, budget // max(1, n_items))
 
 
-def _expand(indptr, indices, rows):
-    """Row ids (0..b-1 within the batch) and column ids of the CSR rows ``rows``, on device."""
-    import torch
-
-    starts = indptr[rows]
-    counts = indptr[rows + 1] - starts
-    b = len(rows)
-    row_ids = torch.repeat_interleave(torch.arange(b, device=rows.device), counts)
-    total = row_ids.numel()
-    first = torch.cumsum(counts, 0) - counts
-    offs = torch.arange(total, device=rows.device) - torch.repeat_interleave(first, counts)
-    cols = indices[torch.repeat_interleave(starts, counts) + offs]
-    return row_ids, cols, counts
-
-
 ITEM_GROUPS = ("cold", "tail")
 TAIL_HEAD_SHARE = 0.2  # the head is the top 20% of items by training popularity; the rest is the tail
 
