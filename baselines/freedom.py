@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmbench.errors import ConfigError
 from mmbench.mm import ModalityProjector
 from mmbench.nn import TorchRecommender, bpr_loss
 
@@ -49,7 +50,7 @@ class FREEDOM(CachedEmbeddings, TorchRecommender):
       each modality's projected features).
 
     Defaults from the paper and its released configuration: 64-d embeddings and feature
-    projections, k = 10, 1 item-item layer, 2 user-item layers, image weight 0.1, Adam lr 1e-3,
+    projections (``feat_dim`` follows ``embedding_dim``: the auxiliary loss needs both equal), k = 10, 1 item-item layer, 2 user-item layers, image weight 0.1, Adam lr 1e-3,
     batch 2048; ``dropout`` and ``reg_weight`` are grid-searched there ({0.8, 0.9} and
     {0, 1e-5, 1e-4, 1e-3}): 0.8 and 1e-4 here, tune them per dataset.
 
@@ -63,7 +64,7 @@ class FREEDOM(CachedEmbeddings, TorchRecommender):
     paper = "Zhou & Shen, ACM MM 2023"
     uses = CONTENT
 
-    def __init__(self, embedding_dim: int = 64, feat_dim: int = 64, knn_k: int = 10, n_mm_layers: int = 1,
+    def __init__(self, embedding_dim: int = 64, feat_dim: int | None = None, knn_k: int = 10, n_mm_layers: int = 1,
                  n_ui_layers: int = 2, image_weight: float = 0.1, dropout: float = 0.8, reg_weight: float = 1e-4,
                  lr: float = 1e-3, batch_size: int = 2048, epochs: int = 1000, patience: int = 20,
                  eval_every: int = 1, knn_chunk: int = 0):
@@ -96,12 +97,17 @@ class FREEDOM(CachedEmbeddings, TorchRecommender):
         return mix_graphs(parts, modality_weights(keys, self.image_weight), masks, n_items)
 
     def build(self, data, features):
+        feat_dim = self.embedding_dim if self.feat_dim is None else self.feat_dim
+        if feat_dim != self.embedding_dim:
+            # the auxiliary loss scores users' ID embeddings against projected features
+            raise ConfigError(f"freedom: feat_dim ({feat_dim}) must equal embedding_dim ({self.embedding_dim})",
+                              hint="leave feat_dim unset: it follows embedding_dim")
         features = content_features(self, features)
         self.edges_ = unique_edges(data.user, data.item, data.n_items, device=self.device_)
         self.adj_ = bipartite_adjacency(*self.edges_, data.n_users, data.n_items)
         self.mm_adj_ = self.item_graph(features, data.n_items)
         self.train_adj_ = self.adj_
-        return _Freedom(data.n_users, data.n_items, self.embedding_dim, features, self.feat_dim)
+        return _Freedom(data.n_users, data.n_items, self.embedding_dim, features, feat_dim)
 
     def batches(self, data, epoch):
         if self.dropout > 0:

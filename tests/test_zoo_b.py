@@ -197,6 +197,21 @@ def test_freedom_item_graph_renormalises_over_present_modalities(planted):
     assert t[cols].all()
 
 
+def test_freedom_feature_projection_follows_embedding_dim(planted):
+    """The auxiliary loss dots user embeddings with projected features: a smaller
+    embedding_dim must train (it once crashed with the 64-d projection default), and an
+    explicit mismatch is a configuration error before any training."""
+    from mmbench.errors import ConfigError
+
+    ds, feats, _ = planted
+    m = FREEDOM(embedding_dim=8, **FAST).fit(ds.train_data(), feats, seed=0)
+    assert m.module_.user.weight.shape[1] == 8
+    assert all(p.shape[0] == 8 for n, p in m.module_.content.named_parameters() if n.endswith("weight")
+               and p.dim() == 2)
+    with pytest.raises(ConfigError, match="feat_dim"):
+        FREEDOM(embedding_dim=8, feat_dim=16, **FAST).fit(ds.train_data(), feats, seed=0)
+
+
 # -- models learn the planted signal --------------------------------------------------------
 @pytest.mark.slow
 def test_lightgcn_beats_pop_and_bpr(planted, floors):
