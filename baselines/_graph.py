@@ -186,23 +186,7 @@ def layer_mean(op: SparseOp, x: torch.Tensor, n_layers: int) -> torch.Tensor:
     return torch.stack(propagate(op, x, n_layers)).mean(0)
 
 
-# -- shared by the zoo-b models ----------------------------------------------------------------
-CONTENT = ("image", "text", "audio", "video")
-
-
-def content_features(model, features: dict) -> dict:
-    """The features of the modalities ``model`` declares in ``uses`` (others are ignored, never
-    used by accident); a clear error when none is left."""
-    kept = {k: f for k, f in (features or {}).items() if f.modality in model.uses}
-    if not kept:
-        from mmbench.errors import ConfigError
-
-        raise ConfigError(f"needs at least one content feature ({', '.join(model.uses)}) and got "
-                          f"{', '.join(sorted(features or {})) or 'none'}", where=f"model {type(model).__name__}",
-                          hint="extract features (`mmbench features extract`) or pick a dataset that has them")
-    return kept
-
-
+# -- shared by the graph models ----------------------------------------------------------------
 class CachedEmbeddings:
     """Mixin for a :class:`~mmbench.nn.TorchRecommender` whose scores come from full-graph
     propagation: the final (users, items) embeddings are computed once per parameter state

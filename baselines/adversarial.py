@@ -10,7 +10,8 @@ from torch.nn import functional as F
 from mmbench.mm import ModalityProjector
 from mmbench.nn import TorchRecommender, bpr_loss, l2
 
-from ._graph import CONTENT, CachedEmbeddings, content_features
+from ._graph import CachedEmbeddings
+from .multimodal import CONTENT_MODALITIES, content_features
 
 
 class GradReverse(torch.autograd.Function):
@@ -83,14 +84,14 @@ class AdversarialAlignment(CachedEmbeddings, TorchRecommender):
     100% without it and drops to 55-75% with 0.1. The game needs a small lr (1e-3; at 1e-2 it
     does not settle). ``adv_weight=0`` is the same model without alignment.
 
-    Modalities: one or more content features (``uses``); the adversary needs two or more
+    Modalities: one or more content features (``requires_any``); the adversary needs two or more
     keys (with one it is switched off). Missing rows (mask False) are dropped from the mean
     and from the discriminator's inputs. ``modality_representations()`` returns each key's
     item embeddings in the shared space (for probing how modality-invariant they are).
     """
 
     paper = "Ganin & Lempitsky, ICML 2015; Wang et al., ACM MM 2017"
-    uses = CONTENT
+    requires_any = CONTENT_MODALITIES
 
     def __init__(self, embedding_dim: int = 64, adv_weight: float = 1.0, disc_hidden: int = 64,
                  disc_reg: float = 0.1, reg: float = 0.0, lr: float = 1e-3, batch_size: int = 2048,
@@ -107,7 +108,7 @@ class AdversarialAlignment(CachedEmbeddings, TorchRecommender):
         self.eval_every = eval_every
 
     def build(self, data, features):
-        features = content_features(self, features)
+        features = content_features(self, features, data.n_items)
         self.epoch_ = 1
         return _Aligned(data.n_users, data.n_items, self.embedding_dim, features, self.disc_hidden)
 

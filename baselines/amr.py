@@ -8,7 +8,8 @@ from torch.nn import functional as F
 from mmbench.mm import ModalityProjector
 from mmbench.nn import TorchRecommender, bpr_loss
 
-from ._graph import CONTENT, CachedEmbeddings, content_features
+from ._graph import CachedEmbeddings
+from .multimodal import CONTENT_MODALITIES, content_features
 
 
 class _VisualMF(nn.Module):
@@ -55,12 +56,12 @@ class AMR(CachedEmbeddings, TorchRecommender):
     adversarial training from the first epoch instead of from a converged VBPR; features
     are standardised per column before use, so eps is in units of feature standard deviations.
 
-    Modalities: at least one content feature of any modality (``uses``). A missing row (mask
+    Modalities: at least one content feature of any modality (``requires_any``). A missing row (mask
     False) contributes a learned missing embedding and is never perturbed.
     """
 
     paper = "Tang et al., IEEE TKDE 2019"
-    uses = CONTENT
+    requires_any = CONTENT_MODALITIES
 
     def __init__(self, embedding_dim: int = 64, eps: float = 0.1, adv_weight: float = 1.0, reg_user: float = 0.1,
                  reg_item: float = 1e-3, lr: float = 1e-3, batch_size: int = 2048, epochs: int = 500,
@@ -77,7 +78,7 @@ class AMR(CachedEmbeddings, TorchRecommender):
         self.eval_every = eval_every
 
     def build(self, data, features):
-        features = content_features(self, features)
+        features = content_features(self, features, data.n_items)
         return _VisualMF(data.n_users, data.n_items, self.embedding_dim, features)
 
     def _bpr(self, u, i, j, delta=None):

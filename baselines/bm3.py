@@ -8,7 +8,8 @@ from torch.nn import functional as F
 from mmbench.mm import ModalityProjector
 from mmbench.nn import TorchRecommender
 
-from ._graph import CONTENT, CachedEmbeddings, bipartite_adjacency, content_features, layer_mean, unique_edges
+from ._graph import CachedEmbeddings, bipartite_adjacency, layer_mean, unique_edges
+from .multimodal import CONTENT_MODALITIES, content_features
 
 
 class _BM3(nn.Module):
@@ -46,12 +47,12 @@ class BM3(CachedEmbeddings, TorchRecommender):
     ``cl_weight`` 2.0; ``n_layers`` {1, 2}, ``dropout`` {0.3, 0.5} and ``reg_weight``
     {0.1, 0.01} are grid-searched there: 1, 0.5 and 0.1 here, tune them per dataset.
 
-    Modalities: at least one content feature of any modality (``uses``). Missing rows (mask
+    Modalities: at least one content feature of any modality (``requires_any``). Missing rows (mask
     False) are left out of the alignment terms; they never act as content.
     """
 
     paper = "Zhou et al., WWW 2023"
-    uses = CONTENT
+    requires_any = CONTENT_MODALITIES
 
     def __init__(self, embedding_dim: int = 64, n_layers: int = 1, dropout: float = 0.5, reg_weight: float = 0.1,
                  cl_weight: float = 2.0, lr: float = 1e-3, batch_size: int = 2048, epochs: int = 1000,
@@ -68,7 +69,7 @@ class BM3(CachedEmbeddings, TorchRecommender):
         self.eval_every = eval_every
 
     def build(self, data, features):
-        features = content_features(self, features)
+        features = content_features(self, features, data.n_items)
         u, i = unique_edges(data.user, data.item, data.n_items, device=self.device_)
         self.adj_ = bipartite_adjacency(u, i, data.n_users, data.n_items)
         return _BM3(data.n_users, data.n_items, self.embedding_dim, features)

@@ -8,8 +8,9 @@ from mmbench.errors import ConfigError
 from mmbench.mm import ModalityProjector
 from mmbench.nn import TorchRecommender, bpr_loss
 
-from ._graph import (CONTENT, CachedEmbeddings, bipartite_adjacency, content_features, degree_sensitive_sample,
-                     knn_indices, layer_mean, mix_graphs, propagate, sym_normalized, unique_edges)
+from ._graph import (CachedEmbeddings, bipartite_adjacency, degree_sensitive_sample, knn_indices, layer_mean,
+                     mix_graphs, propagate, sym_normalized, unique_edges)
+from .multimodal import CONTENT_MODALITIES, content_features
 
 
 def modality_weights(keys: list[str], image_weight: float) -> list[float]:
@@ -50,11 +51,12 @@ class FREEDOM(CachedEmbeddings, TorchRecommender):
       each modality's projected features).
 
     Defaults from the paper and its released configuration: 64-d embeddings and feature
-    projections (``feat_dim`` follows ``embedding_dim``: the auxiliary loss needs both equal), k = 10, 1 item-item layer, 2 user-item layers, image weight 0.1, Adam lr 1e-3,
+    projections (``feat_dim`` follows ``embedding_dim``: the auxiliary loss needs both
+    equal), k = 10, 1 item-item layer, 2 user-item layers, image weight 0.1, Adam lr 1e-3,
     batch 2048; ``dropout`` and ``reg_weight`` are grid-searched there ({0.8, 0.9} and
     {0, 1e-5, 1e-4, 1e-3}): 0.8 and 1e-4 here, tune them per dataset.
 
-    Modalities: at least one content feature of any modality (``uses``). Missing rows (mask
+    Modalities: at least one content feature of any modality (``requires_any``). Missing rows (mask
     False) get no kNN edges and are no item's neighbour; an item missing one modality takes
     its item-item neighbours from the others (weights renormalised per item); the auxiliary
     losses use a learned missing embedding. Features stay frozen (the paper fine-tunes them
@@ -62,7 +64,7 @@ class FREEDOM(CachedEmbeddings, TorchRecommender):
     """
 
     paper = "Zhou & Shen, ACM MM 2023"
-    uses = CONTENT
+    requires_any = CONTENT_MODALITIES
 
     def __init__(self, embedding_dim: int = 64, feat_dim: int | None = None, knn_k: int = 10, n_mm_layers: int = 1,
                  n_ui_layers: int = 2, image_weight: float = 0.1, dropout: float = 0.8, reg_weight: float = 1e-4,
@@ -102,7 +104,7 @@ class FREEDOM(CachedEmbeddings, TorchRecommender):
             # the auxiliary loss scores users' ID embeddings against projected features
             raise ConfigError(f"freedom: feat_dim ({feat_dim}) must equal embedding_dim ({self.embedding_dim})",
                               hint="leave feat_dim unset: it follows embedding_dim")
-        features = content_features(self, features)
+        features = content_features(self, features, data.n_items)
         self.edges_ = unique_edges(data.user, data.item, data.n_items, device=self.device_)
         self.adj_ = bipartite_adjacency(*self.edges_, data.n_users, data.n_items)
         self.mm_adj_ = self.item_graph(features, data.n_items)

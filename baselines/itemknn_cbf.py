@@ -48,7 +48,7 @@ class ItemKNNCBF(Recommender):
     """
 
     paper = "Ferrari Dacrema et al., RecSys 2019; Lops et al., RS Handbook 2011"
-    uses = CONTENT_MODALITIES
+    requires_any = CONTENT_MODALITIES
 
     def __init__(self, k: int = 50, normalize: str = "standard"):
         self.k = k

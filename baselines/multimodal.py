@@ -31,11 +31,13 @@ MISSING_MODES = ("embed", "drop")
 def content_features(model, features: dict | None, n_items: int) -> dict:
     """The features a content model may read: keys of its declared modalities. At least one
     is needed (a clear error otherwise); every matrix must be row-aligned to the items."""
+    from mmbench.runner import declared_modalities
+
     cls = type(model)
-    wanted = set(cls.requires) | set(cls.uses)
+    requires, _, wanted = declared_modalities(cls)
     chosen = {k: f for k, f in sorted((features or {}).items()) if f.modality in wanted}
     name = cls.__name__
-    missing = [m for m in cls.requires if not any(f.modality == m for f in chosen.values())]
+    missing = sorted(m for m in requires if not any(f.modality == m for f in chosen.values()))
     if missing:
         raise ConfigError(f"needs modality {missing} but got features {sorted(features or {}) or 'none'}",
                           where=f"model {name}", hint="extract the features first or choose another model")
@@ -65,7 +67,7 @@ class ContentRecommender(TorchRecommender):
     """Base of the multimodal baselines: BPR training over the two towers, cached item
     table, single-matmul scoring. Subclasses implement ``build_module(data, features)``."""
 
-    uses = CONTENT_MODALITIES
+    requires_any = CONTENT_MODALITIES
 
     def build_module(self, data, features: dict) -> nn.Module:
         raise NotImplementedError

@@ -15,8 +15,9 @@ contract clause:
 - ``batch independent``: a user's scores do not depend on the other users in the batch;
 - ``deterministic``: the same seed gives identical scores in-process;
 - ``clone``: a clone fitted with the same seed scores identically;
-- ``modalities``: a missing required modality is a clear MMBenchError; any non-empty subset
-  of the optional ones works; features of undeclared modalities change nothing;
+- ``modalities``: a missing required modality is a clear MMBenchError, and so is no feature
+  at all for a model that ``requires_any``; each optional modality alone works; features
+  of undeclared modalities change nothing;
 - ``predict`` (rating models): shape (n,), finite, and equal to ``score`` at the pairs.
 """
 from __future__ import annotations
@@ -310,28 +311,33 @@ class _Checker:
 
     def check_modalities(self):
         from .errors import MMBenchError
+        from .runner import declared_modalities
 
-        requires = set(getattr(self.cls, "requires", ()))
-        uses = set(getattr(self.cls, "uses", ()))
+        requires, any_of, reads = declared_modalities(self.cls)
         store = self.ds.features
         every = {k: store.get(k) for k in store.keys()}
         selected = self.features()
-        undeclared = sorted({f.modality for f in every.values()} - requires - uses)
-        _require(all(f.modality in requires | uses for f in selected.values()),
-                 "select_features gave undeclared modalities")
+        undeclared = sorted({f.modality for f in every.values()} - reads)
+        _require(all(f.modality in reads for f in selected.values()), "select_features gave undeclared modalities")
         notes = []
-        for mod in sorted(requires):
-            without = {k: f for k, f in selected.items() if f.modality != mod}
+
+        def must_refuse(feats, what):
             try:
-                self.fit(without)
+                self.fit(feats)
             except MMBenchError:
-                notes.append(f"clear error without {mod}")
+                notes.append(f"clear error {what}")
             except Exception as e:  # noqa: BLE001
-                raise CheckFailed(f"without required modality {mod!r} fit raised {type(e).__name__}: {e}; "
-                                  f"raise an MMBenchError (e.g. ConfigError) naming the modality") from None
+                raise CheckFailed(f"{what} fit raised {type(e).__name__}: {e}; raise an MMBenchError "
+                                  f"(e.g. ConfigError) naming the modality") from None
             else:
-                raise CheckFailed(f"fit succeeded without required modality {mod!r}")
-        for mod in sorted(uses - requires):
+                raise CheckFailed(f"fit succeeded {what}")
+
+        for mod in sorted(requires):
+            must_refuse({k: f for k, f in selected.items() if f.modality != mod}, f"without required modality {mod}")
+        if any_of:
+            must_refuse({k: f for k, f in selected.items() if f.modality not in any_of},
+                        f"without any of {'/'.join(sorted(any_of))}")
+        for mod in sorted(reads - requires):
             keys = [k for k, f in selected.items() if f.modality == mod]
             if not keys:
                 continue
@@ -341,7 +347,7 @@ class _Checker:
 
             _require(not torch.isnan(self.all_scores(m)).any(), f"NaN scores with only {mod}")
             notes.append(f"works with {mod} only")
-        if uses and not requires:
+        if reads and not requires and not any_of:
             try:
                 self.fit({})
                 notes.append("works without features")

@@ -159,6 +159,33 @@ def models_list(check):
         click.echo(f"{name:<{width}}  {dist:<22} {value:<45} {state}")
 
 
+@models.command("info")
+@click.argument("name")
+def models_info(name):
+    """What NAME is: paper, task, modalities it needs or uses, parameters and defaults."""
+    import inspect
+
+    from .runner import ModelSpec
+
+    spec = ModelSpec.resolve(name)
+    cls = spec.cls
+    click.echo(f"{spec.name}  ({spec.distribution} {spec.version}; {cls.__module__}.{cls.__qualname__})")
+    click.echo(f"task: {getattr(cls, 'task', 'ranking')}")
+    if getattr(cls, "paper", ""):
+        click.echo(f"paper: {cls.paper}")
+    mods = [(label, getattr(cls, attr, ())) for label, attr in
+            (("requires", "requires"), ("requires any of", "requires_any"), ("uses", "uses"))]
+    shown = [f"{label} {', '.join(v)}" for label, v in mods if v]
+    click.echo("modalities: " + ("; ".join(shown) if shown else "none (interactions only)"))
+    click.echo("parameters:")
+    for p, v in spec.params({}).items():
+        click.echo(f"  {p} = {v!r}")
+    doc = inspect.getdoc(cls)
+    if doc:
+        click.echo("")
+        click.echo(doc)
+
+
 # -- run --------------------------------------------------------------------------------------
 @main.command()
 @click.option("-m", "--model", "model", required=True, help="Registered model name or path/file.py:Class.")

@@ -5,7 +5,7 @@
 - ``fit(data, features, *, seed, device, validator=None)`` returns ``self``. ``data`` is a
   :class:`~mmbench.data.dataset.TrainData` (training interactions only); ``features`` maps
   feature keys to :class:`~mmbench.features.store.Feature` for the modalities the model
-  declares in ``requires``/``uses``; ``validator`` (given by the harness) returns the
+  declares in ``requires``/``requires_any``/``uses``; ``validator`` (given by the harness) returns the
   validation metrics for early stopping: the model never sees valid/test labels.
 - ``score(users) -> Tensor[b, n_items]``: higher is better, a fresh tensor on the device.
 - Rating models (``task = "rating"``) add ``predict(users, items) -> Tensor[b]``.
@@ -20,6 +20,9 @@ class Recommender:
     task: ClassVar[str] = "ranking"  # "ranking" or "rating" (rating models rank too)
     requires: ClassVar[tuple[str, ...]] = ()  # modalities that must be present, e.g. ("text",)
     uses: ClassVar[tuple[str, ...]] = ()  # modalities used when present (optional)
+    # at least one feature of one of these modalities must be present (a content model that
+    # takes any non-empty subset of text/image/audio); they count as used when present
+    requires_any: ClassVar[tuple[str, ...]] = ()
     paper: ClassVar[str] = ""
 
     # -- parameters ----------------------------------------------------------------------

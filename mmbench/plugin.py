@@ -54,7 +54,8 @@ pytest tests                     # runs `mmbench check {name}`
 Edit `{package}/model.py`: keep `__init__` to explicit keyword hyper-parameters with
 defaults (they are recorded and hashed), `fit(...)` returns `self`, `score(users)` returns
 a fresh `(len(users), n_items)` tensor. Declare the modalities the model needs in
-`requires` (e.g. `("text",)`) and those it can use in `uses`.
+`requires` (e.g. `("text",)`), those it can use in `uses`, and in `requires_any` a group of
+which it needs at least one.
 
 See docs/submitting.md in mmbench for what a leaderboard submission contains.
 '''

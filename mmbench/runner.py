@@ -65,18 +65,29 @@ class Validator:
         return res.metrics[self.metric]
 
 
+def declared_modalities(model_cls) -> tuple[set, set, set]:
+    """(requires, requires_any, every modality the model reads) as declared by its class."""
+    requires = set(getattr(model_cls, "requires", ()))
+    any_of = set(getattr(model_cls, "requires_any", ()))
+    return requires, any_of, requires | any_of | set(getattr(model_cls, "uses", ()))
+
+
 def select_features(model_cls, dataset, keys: list[str] | None) -> dict:
     """Features given to the model: the keys asked for (or all stored ones) whose modality the
-    model requires or uses. A required modality with no feature is an error before training."""
+    model requires or uses. A required modality with no feature (or, for ``requires_any``, no
+    feature of any of those modalities) is an error before training."""
     store = dataset.features
     available = store.keys() if keys is None else list(keys)
     for k in available:
         if k not in store:
             raise ConfigError(f"feature {k!r} is not in dataset {dataset.name!r} (have: {store.keys()})",
                               hint="run `mmbench features extract` first")
-    wanted = set(getattr(model_cls, "requires", ())) | set(getattr(model_cls, "uses", ()))
+    requires, any_of, wanted = declared_modalities(model_cls)
     chosen = {k: store.get(k) for k in available if k.split("/", 1)[0] in wanted}
-    missing = [m for m in getattr(model_cls, "requires", ()) if not any(k.startswith(m + "/") for k in chosen)]
+    have = {k.split("/", 1)[0] for k in chosen}
+    missing = sorted(requires - have)
+    if any_of and not any_of & have:
+        missing.append(" or ".join(sorted(any_of)))
     if missing:
         raise ConfigError(f"model needs modality {missing} but dataset {dataset.name!r} has no such feature "
                           f"(features: {', '.join(store.keys()) or 'none'})",

@@ -122,6 +122,21 @@ class RequiresTextClearError(Good):
         return super().fit(data, features, **kw)
 
 
+class AnyContentClearError(Good):
+    requires_any = ("text", "image")
+
+    def fit(self, data, features=None, **kw):
+        if not any(f.modality in self.requires_any for f in (features or {}).values()):
+            raise ConfigError("needs text or image", where="model any")
+        return super().fit(data, features, **kw)
+
+
+class AnyContentIgnored(Good):
+    """Declares it needs content but runs (on nothing) without it."""
+
+    requires_any = ("text", "image")
+
+
 class ChangesParams(Good):
     def __init__(self, jitter: float = 0.1):
         self.jitter = jitter * 2
@@ -160,6 +175,8 @@ def tiny():
     (Good, set()),
     (GoodRating, set()),
     (RequiresTextClearError, set()),
+    (AnyContentClearError, set()),
+    (AnyContentIgnored, {"modalities"}),
     (NotSelf, {"fit returns self"} | {"inputs not mutated", "score shape", "no NaN", "batch independent",
                                        "deterministic", "clone"}),
     (Mutates, {"inputs not mutated"}),
@@ -186,6 +203,20 @@ def test_failure_details_say_what_to_fix(tiny):
     assert "raise an MMBenchError" in by_check["modalities"].detail and "IndexError" in by_check["modalities"].detail
     by_check = {r.check: r for r in check_model(Sneaky, dataset=tiny)}
     assert "undeclared modalities" in by_check["modalities"].detail
+
+
+def test_requires_any_is_refused_before_training(tiny):
+    """select_features (used by `mmbench run` and suites) names the missing group; features
+    of modalities outside the declaration are never handed over."""
+    from mmbench.runner import select_features
+
+    got = select_features(AnyContentClearError, tiny, None)
+    assert got and {f.modality for f in got.values()} <= {"text", "image"}
+    audio_only = [k for k in tiny.features.keys() if k.startswith("audio/")]
+    with pytest.raises(ConfigError, match=r"image or text"):
+        select_features(AnyContentClearError, tiny, audio_only)
+    by_check = {r.check: r for r in check_model(AnyContentClearError, dataset=tiny)}
+    assert "clear error without any of image/text" in by_check["modalities"].detail
 
 
 def test_check_params_override_and_fast_defaults(tiny):

@@ -103,11 +103,21 @@ def test_suite_run_status_and_leaderboard_bytes(tmp_path, env, ml100k):
     assert next(r for r in lb["rows"] if r["model"] == "bpr")["seeds"] == [0]
 
 
+def test_models_info_states_modalities_and_defaults(env):
+    out = run_cli("models", "info", "freedom", env=env).stdout
+    assert "paper: Zhou & Shen, ACM MM 2023" in out
+    assert "modalities: requires any of text, image, audio, video" in out
+    assert "  knn_k = 10\n" in out and "  feat_dim = None\n" in out
+    assert "FREEDOM (Zhou & Shen" in out  # the docstring
+    assert "modalities: none (interactions only)" in run_cli("models", "info", "bpr", env=env).stdout
+
+
 @pytest.mark.parametrize("args,match", [
     (["run", "-m", "bprr", "-d", "ml-100k"], "unknown model 'bprr'; did you mean 'bpr'"),
     (["run", "-m", "bpr", "-d", "ml-10k"], "unknown dataset 'ml-10k'"),
     (["run", "-m", "bpr", "-d", "ml-100k", "-p", "embeding_dim=3"], "has no parameter(s) ['embeding_dim']"),
     (["prepare", "nope"], "unknown dataset 'nope'"),
+    (["models", "info", "freedomm"], "unknown model 'freedomm'; did you mean 'freedom'"),
     (["leaderboard", "build", "no/such/suite"], "no/such/suite: file not found"),
 ])
 def test_bad_input_one_clear_line(args, match, env, tmp_path):
