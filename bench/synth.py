@@ -36,14 +36,20 @@ class Split:
         return self.label == self._LABEL[split]
 
     def csr(self, *splits: str):
-        m = np.zeros(len(self.label), dtype=bool)
-        for s in splits:
-            m |= self.mask(s)
-        u, i = self.user[m], self.item[m]
-        order = np.lexsort((i, u))
-        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
-        np.cumsum(np.bincount(u, minlength=self.n_users), out=indptr[1:])
-        return indptr, i[order].astype(np.int64)
+        """User -> items of the given splits, cached per object as mmbench's PreparedDataset
+        caches them (every evaluator that reads CSR lists from a Split gets the cached ones)."""
+        key = tuple(sorted(splits))
+        cache = self.__dict__.setdefault("_csr_cache", {})
+        if key not in cache:
+            m = np.zeros(len(self.label), dtype=bool)
+            for s in splits:
+                m |= self.mask(s)
+            u, i = self.user[m], self.item[m]
+            order = np.lexsort((i, u))
+            indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+            np.cumsum(np.bincount(u, minlength=self.n_users), out=indptr[1:])
+            cache[key] = (indptr, i[order].astype(np.int64))
+        return cache[key]
 
     def pairs(self, split: str):
         m = self.mask(split)

@@ -73,3 +73,20 @@ def test_equal_to_ranx_on_random_rankings():
         base, k = key.split("@")
         ref = ranx.evaluate(q, r, f"{names[base]}@{k}", return_mean=False)
         assert np.allclose(vals.numpy(), ref, atol=1e-12), key
+
+
+def test_shared_computation_equals_each_metric_function_bit_for_bit():
+    """compute() shares work across metrics and k; every value must still equal the plain
+    per-metric function exactly (records stay byte-identical), including k beyond the
+    ranking's length (tiny catalogs) and users without relevant items."""
+    g = torch.Generator().manual_seed(0)
+    hits = (torch.rand(300, 12, generator=g) < 0.3).to(torch.float64)
+    n_rel = torch.randint(0, 15, (300,), generator=g).to(torch.float64)
+    n_rel = torch.maximum(n_rel, hits.sum(1))
+    n_rel[n_rel == 0] = 1.0
+    names = [f"{m}@{k}" for m in M.RANKING_METRICS for k in (1, 3, 10, 12, 20)]
+    got = M.compute(names, hits, n_rel)
+    for name in names:
+        base, k = M.parse_metric(name)
+        want = M.RANKING_METRICS[base](hits, n_rel, k)
+        assert torch.equal(got[name], want), name

@@ -150,15 +150,16 @@ def evaluate_ranking(score_fn: ScoreFn, dataset, split: str, metric_names: list[
     else:
         exclude = dataset.csr("train")
     users = np.flatnonzero(np.diff(target[0]) > 0)
-    pop = None
+    pop = groups = None
     wanted = sorted({g for g in (split_group(n)[1] for n in metric_names) if g is not None})
-    groups = None
-    if wanted:
-        groups = item_groups(np.bincount(dataset.pairs("train")[1], minlength=dataset.n_items), wanted)
-    if beyond_accuracy:
-        train_pop = np.bincount(dataset.pairs("train")[1], minlength=dataset.n_items).astype(np.float64)
-        n_train_users = max(1, len(np.unique(dataset.pairs("train")[0])))
-        pop = -np.log2(np.maximum(train_pop, 1.0) / n_train_users)  # self-information
+    if wanted or beyond_accuracy:  # from the (cached) training lists: no pass over the raw pairs
+        train_ptr, train_items = dataset.csr("train")
+        train_pop = np.bincount(train_items, minlength=dataset.n_items)
+        if wanted:
+            groups = item_groups(train_pop, wanted)
+        if beyond_accuracy:
+            n_train_users = max(1, int(np.count_nonzero(np.diff(train_ptr))))
+            pop = -np.log2(np.maximum(train_pop.astype(np.float64), 1.0) / n_train_users)  # self-information
     per_user, topk, rec_counts, maxk = rank_and_score(
         score_fn, users, dataset.n_items, target, exclude, metric_names, device=device,
         batch_users=batch_users, keep_topk=keep_topk, novelty_pop=pop, groups=groups)
