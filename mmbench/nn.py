@@ -23,6 +23,7 @@ class TorchRecommender(Recommender):
     weight_decay: float = 0.0
     patience: int = 10
     eval_every: int = 1
+    optimizer_kind: str | None = "adam"  # None: ``loss`` updates the parameters itself
 
     def build(self, data, features) -> torch.nn.Module:
         raise NotImplementedError
@@ -59,7 +60,8 @@ class TorchRecommender(Recommender):
         result = fit_loop(self, self.module_, lambda ep: self.batches(data, ep), self.loss,
                           epochs=self.epochs, lr=self.lr, weight_decay=getattr(self, "weight_decay", 0.0),
                           patience=getattr(self, "patience", 10), eval_every=getattr(self, "eval_every", 1),
-                          validator=validator, desc=type(self).__name__, generator=self.generator_)
+                          validator=validator, desc=type(self).__name__, generator=self.generator_,
+                          optimizer=self.optimizer_kind)
         self.fit_info_ = result.as_dict()
         return self
 

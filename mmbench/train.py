@@ -136,16 +136,24 @@ def fit_loop(model: Recommender, module: torch.nn.Module, batches: Callable[[int
              loss_fn: Callable[[object], torch.Tensor], *, epochs: int, lr: float, weight_decay: float = 0.0,
              patience: int = 10, eval_every: int = 1, validator=None, max_grad_norm: float | None = None,
              desc: str = "train", on_epoch_end: Callable[[int], None] | None = None,
-             generator: torch.Generator | None = None) -> FitResult:
+             generator: torch.Generator | None = None, optimizer: str | None = "adam") -> FitResult:
     """Train ``module`` with Adam; early-stop on ``validator`` (higher is better unless it
     says otherwise) and restore the best epoch's parameters. NaN/inf stops the run.
 
     When the harness's validator carries ``checkpoint`` (a path) the loop saves its whole
     state after every epoch (atomically); with ``validator.resume`` it continues from that
-    checkpoint and ends with the same numbers as an uninterrupted run."""
+    checkpoint and ends with the same numbers as an uninterrupted run.
+
+    ``optimizer=None``: ``loss_fn`` updates the parameters itself (a compiled solver such
+    as per-sample SGD) and returns the batch's loss; there is no backward pass. Everything
+    else (divergence checks, early stopping, best-epoch restore, checkpoints) is the same."""
     # foreach: the same arithmetic, bit for bit, as the per-tensor loop, in fewer passes over
     # the parameters (about 1.8x faster steps on CPU); it is already the default on CUDA
-    opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
+    if optimizer not in ("adam", None):
+        raise ValueError(f"optimizer must be 'adam' or None, not {optimizer!r}")
+    opt = None
+    if optimizer == "adam":
+        opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
     res = FitResult()
     best_state = None
     best = -math.inf
@@ -159,7 +167,8 @@ def fit_loop(model: Recommender, module: torch.nn.Module, batches: Callable[[int
         state = load_checkpoint(ckpt, getattr(validator, "checkpoint_key", ""))
         if state is not None:
             module.load_state_dict(state["module"])
-            opt.load_state_dict(state["optim"])
+            if opt is not None:
+                opt.load_state_dict(state["optim"])
             best_state = state["best_state"] or None
             best, bad_evals = state["best"], state["bad_evals"]
             res.best_epoch, res.best_valid = state["best_epoch"], state["best_valid"]
@@ -185,14 +194,15 @@ def fit_loop(model: Recommender, module: torch.nn.Module, batches: Callable[[int
                     raise _diverged(loss, epoch, b)
             else:
                 losses.append(loss.detach())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if max_grad_norm is not None:
-                norm = torch.nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
-                if not torch.isfinite(norm):
-                    raise TrainingError(f"gradient norm became {norm.item()} at epoch {epoch}, batch {b}",
-                                        hint="lower lr")
-            opt.step()
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if max_grad_norm is not None:
+                    norm = torch.nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
+                    if not torch.isfinite(norm):
+                        raise TrainingError(f"gradient norm became {norm.item()} at epoch {epoch}, batch {b}",
+                                            hint="lower lr")
+                opt.step()
             total += loss.detach()
             n += 1
         if losses:
@@ -229,7 +239,7 @@ def fit_loop(model: Recommender, module: torch.nn.Module, batches: Callable[[int
         if ckpt is not None:
             save_checkpoint(ckpt, {
                 "key": getattr(validator, "checkpoint_key", ""), "epoch": epoch, "stopped": stop,
-                "module": module.state_dict(), "optim": opt.state_dict(), "best_state": best_state or {},
+                "module": module.state_dict(), "optim": opt.state_dict() if opt is not None else {}, "best_state": best_state or {},
                 "best": best, "bad_evals": bad_evals, "best_epoch": res.best_epoch, "best_valid": res.best_valid,
                 "history": res.history, "torch_rng": torch.get_rng_state(),
                 "generator": generator.get_state() if generator is not None else torch.ByteTensor(),
