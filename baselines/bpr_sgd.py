@@ -1,7 +1,8 @@
 """BPR-MF trained as in the paper: LearnBPR, stochastic gradient descent one triple at a time.
 
-The per-triple loop is compiled with numba (a dependency of ranx, in the ``stats`` extra;
-the first call compiles in a few seconds and is cached on disk, ``NUMBA_CACHE_DIR``).
+The per-triple loop is compiled with numba, imported only when the model is fitted (the
+first call on a machine compiles for a few seconds; the result is cached on disk, in
+``NUMBA_CACHE_DIR`` when set).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _kernel():
             import numba
         except ImportError:
             raise ConfigError("bpr-sgd needs numba", where="model bpr-sgd",
-                              hint="pip install 'mmbench[stats]' (numba comes with ranx), or use bpr") from None
+                              hint="pip install numba (a dependency of mmbench), or use bpr") from None
         _KERNEL = numba.njit(cache=True, nogil=True)(_learn_bpr_epoch)
     return _KERNEL
 
@@ -90,7 +91,7 @@ class BPRSGD(TorchRecommender):
     """BPR-MF learned with LearnBPR (Rendle et al., "BPR: Bayesian Personalized Ranking
     from Implicit Feedback", UAI 2009, Algorithm 1): stochastic gradient descent on one
     (user, positive, uniform negative) triple at a time, with L2 regularisation ``reg`` on
-    the three rows it touches. The same model and scores as ``bpr``; only the learning
+    the three rows it touches. The same model (and scoring) as ``bpr``; only the learning
     differs (``bpr`` uses Adam on mini-batches, which suits GPUs and large batches; this
     touches three rows per triple, which is what a CPU does fastest).
 
@@ -116,6 +117,11 @@ class BPRSGD(TorchRecommender):
 
     batch_size = 0  # one "batch" per epoch: the compiled pass over every pair
 
+    def fit(self, data, features=None, *, seed: int = 0, device: str = "cpu", validator=None):
+        # a sequential CPU loop: "auto" means the CPU here, whatever accelerator exists
+        return super().fit(data, features, seed=seed, device="cpu" if device == "auto" else device,
+                           validator=validator)
+
     def build(self, data, features):
         if torch.device(self.device_).type != "cpu":
             raise ConfigError(f"bpr-sgd runs on the CPU only (asked for {self.device_})", where="model bpr-sgd",
@@ -133,7 +139,7 @@ class BPRSGD(TorchRecommender):
     def loss(self, seed):
         m = self.module_
         with torch.no_grad():
-            P, Q = m.user.weight.numpy(), m.item.weight.numpy()  # views: updated in place
+            P, Q = m.user.weight.detach().numpy(), m.item.weight.detach().numpy()  # views, updated in place
             total = self.kernel_(P, Q, *self.pairs_, np.float32(self.lr), np.float32(self.reg), seed)
         return torch.tensor(total / max(len(self.pairs_[0]), 1))
 

@@ -5,8 +5,8 @@
 - ``fit(data, features, *, seed, device, validator=None)`` returns ``self``. ``data`` is a
   :class:`~mmbench.data.dataset.TrainData` (training interactions only); ``features`` maps
   feature keys to :class:`~mmbench.features.store.Feature` for the modalities the model
-  declares in ``requires``/``requires_any``/``uses``; ``validator`` (given by the harness) returns the
-  validation metrics for early stopping: the model never sees valid/test labels.
+  declares in ``requires``/``requires_any``/``uses``; ``validator`` (given by the harness)
+  returns the validation metrics for early stopping: the model never sees valid/test labels.
 - ``score(users) -> Tensor[b, n_items]``: higher is better, a fresh tensor on the device.
 - Rating models (``task = "rating"``) add ``predict(users, items) -> Tensor[b]``.
 """

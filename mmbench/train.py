@@ -239,7 +239,8 @@ def fit_loop(model: Recommender, module: torch.nn.Module, batches: Callable[[int
         if ckpt is not None:
             save_checkpoint(ckpt, {
                 "key": getattr(validator, "checkpoint_key", ""), "epoch": epoch, "stopped": stop,
-                "module": module.state_dict(), "optim": opt.state_dict() if opt is not None else {}, "best_state": best_state or {},
+                "module": module.state_dict(), "optim": opt.state_dict() if opt is not None else {},
+                "best_state": best_state or {},
                 "best": best, "bad_evals": bad_evals, "best_epoch": res.best_epoch, "best_valid": res.best_valid,
                 "history": res.history, "torch_rng": torch.get_rng_state(),
                 "generator": generator.get_state() if generator is not None else torch.ByteTensor(),
