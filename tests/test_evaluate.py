@@ -58,6 +58,26 @@ def test_valid_evaluation_masks_only_train(toy):
     assert len(res.users) == int((np.diff(toy.csr("valid")[0]) > 0).sum())
 
 
+def test_kept_layout_follows_split_and_masking_rule(toy):
+    """Passes on one dataset object reuse its evaluation layout; switching split or masking
+    rule in any order must give what a fresh dataset object gives."""
+    g = torch.Generator().manual_seed(1)
+    S = torch.rand(toy.n_users, toy.n_items, generator=g)
+    f = lambda u: S[u].clone()  # noqa: E731
+    names = ["ndcg@10", "recall@5", "map@20"]
+    calls = [("valid", True), ("test", True), ("test", False), ("valid", True), ("test", True), ("test", True)]
+    for split, mask in calls:
+        got = evaluate_ranking(f, toy, split, names, mask_valid_at_test=mask)
+        fresh = prepare(find_card("toy"))  # a new object: no kept layout
+        want = evaluate_ranking(f, fresh, split, names, mask_valid_at_test=mask)
+        assert got.metrics == want.metrics, (split, mask)
+        for k in want.per_user:
+            assert np.array_equal(got.per_user[k], want.per_user[k])
+    with_valid = evaluate_ranking(f, toy, "test", names, keep_topk=True, mask_valid_at_test=False).topk
+    without = evaluate_ranking(f, toy, "test", names, keep_topk=True, mask_valid_at_test=True).topk
+    assert not np.array_equal(with_valid, without)
+
+
 def test_batching_does_not_change_results(toy):
     g = torch.Generator().manual_seed(0)
     S = torch.rand(toy.n_users, toy.n_items, generator=g)

@@ -111,15 +111,17 @@ def _nan_error() -> TrainingError:
 
 
 def iter_ranked(score_fn: Callable[[torch.Tensor], torch.Tensor], users: np.ndarray, n_items: int, target: tuple,
-                exclude: tuple | None, k: int, *, device="cpu", batch_users: int | None = None
-                ) -> Iterator[Ranked]:
+                exclude: tuple | None, k: int, *, device="cpu", batch_users: int | None = None,
+                lay: Layout | None = None) -> Iterator[Ranked]:
     """Rank every item for each user of ``users`` (batched) and yield the top-``k`` with hits.
 
     ``target``/``exclude``: CSR (indptr, indices) over all users; ``exclude`` items get
-    -inf. Raises TrainingError on a wrong score shape or NaN scores.
+    -inf. ``lay``: their :func:`layout` for these users, when the caller keeps one. Raises
+    TrainingError on a wrong score shape or NaN scores.
     """
     dev = torch.device(device)
-    lay = layout(users, n_items, target, exclude, dev)
+    if lay is None:
+        lay = layout(users, n_items, target, exclude, dev)
     bsz = batch_users or batch_users_for(n_items, dev)
     check_now = not _defer_checks(dev)
     nan_seen = torch.zeros((), dtype=torch.bool, device=dev)

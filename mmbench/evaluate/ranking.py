@@ -29,6 +29,12 @@ class EvalResult:
     aggregate: dict[str, float] = field(default_factory=dict)
 
 
+def torch_device(device):
+    import torch
+
+    return torch.device(device)
+
+
 def default_batch_users(n_items: int, budget: int = 1 << 23) -> int:
     return max(1, budget // max(1, n_items))
 
@@ -65,7 +71,7 @@ def item_groups(train_popularity: np.ndarray, names=ITEM_GROUPS) -> dict[str, np
 def rank_and_score(score_fn: ScoreFn, users: np.ndarray, n_items: int, target: tuple, exclude: tuple | None,
                    metric_names: list[str], *, device="cpu", batch_users: int | None = None,
                    keep_topk: bool = False, novelty_pop: np.ndarray | None = None,
-                   groups: dict[str, np.ndarray] | None = None):
+                   groups: dict[str, np.ndarray] | None = None, lay=None, count_items: bool = True):
     """Core loop. ``target``/``exclude`` are CSR (indptr, indices) over all users.
 
     Metric names may carry an item group (``'recall@20/tail'``, masks in ``groups``): the
@@ -93,7 +99,7 @@ def rank_and_score(score_fn: ScoreFn, users: np.ndarray, n_items: int, target: t
     dev = torch.device(device)
     out: dict[str, list] = {n: [] for n in names}
     tops = []
-    rec_counts = torch.zeros(n_items, dtype=torch.float64, device=dev)
+    rec_counts = torch.zeros(n_items, dtype=torch.int64, device=dev)
     info = None
     if novelty_pop is not None:
         info = torch.as_tensor(novelty_pop, dtype=torch.float64, device=dev)
@@ -102,7 +108,7 @@ def rank_and_score(score_fn: ScoreFn, users: np.ndarray, n_items: int, target: t
     group_rel = {g: K.targets_in(target, users, groups[g], dev) for g in by_group}
     with torch.no_grad():  # scoring, masking, top-k and hits: kernels.iter_ranked
         for rb in K.iter_ranked(score_fn, users, n_items, target, exclude, maxk, device=dev,
-                                batch_users=batch_users):
+                                batch_users=batch_users, lay=lay):
             top, hits, n_rel = rb.top, rb.hits, rb.n_rel
             for n, v in M.compute(plain, hits, n_rel).items():
                 out[n].append(v)
@@ -112,14 +118,18 @@ def rank_and_score(score_fn: ScoreFn, users: np.ndarray, n_items: int, target: t
                 g_hits = hits * gm[top].to(torch.float64)
                 for n, v in M.compute(bases, g_hits, g_rel).items():
                     out[f"{n}/{g}"].append(torch.where(g_rel > 0, v, torch.full_like(v, float("nan"))))
-            rec_counts.index_add_(0, top.reshape(-1), torch.ones(top.numel(), dtype=torch.float64, device=dev))
+            if count_items:  # integer counts: the same in any order (CUDA's bincount would warn)
+                if dev.type == "cpu":
+                    rec_counts += torch.bincount(top.reshape(-1), minlength=n_items)
+                else:
+                    rec_counts.index_add_(0, top.reshape(-1), torch.ones(top.numel(), dtype=torch.int64, device=dev))
             if info is not None:
                 out["novelty@%d" % maxk].append(info[top].mean(1))
             if keep_topk:
                 tops.append(top.to(torch.int32))
     per_user = {n: torch.cat(v).cpu().numpy() if v else np.zeros(0) for n, v in out.items()}
     topk = torch.cat(tops).cpu().numpy() if keep_topk and tops else None
-    return per_user, topk, rec_counts.cpu().numpy(), maxk
+    return per_user, topk, rec_counts.cpu().numpy().astype(np.float64), maxk
 
 
 def gini(counts: np.ndarray) -> float:
@@ -136,6 +146,9 @@ def evaluate_ranking(score_fn: ScoreFn, dataset, split: str, metric_names: list[
                      device="cpu", batch_users=None, keep_topk=False, beyond_accuracy=True) -> EvalResult:
     """Evaluate ``split`` ('valid' or 'test') of a PreparedDataset by full ranking.
 
+    The masked and target pairs of the split, laid out for the device, are kept on the
+    dataset object and reused by later passes (validation runs every epoch).
+
     Beyond accuracy (``beyond_accuracy``): coverage@k and Gini@k of the top-k lists,
     novelty@k (mean self-information of recommended items). Names like ``'recall@20/cold'``
     or ``'ndcg@10/tail'`` restrict a metric to cold-start or long-tail items
@@ -150,6 +163,11 @@ def evaluate_ranking(score_fn: ScoreFn, dataset, split: str, metric_names: list[
     else:
         exclude = dataset.csr("train")
     users = np.flatnonzero(np.diff(target[0]) > 0)
+    key = (split, split == "test" and mask_valid_at_test, str(torch_device(device)), dataset.n_items)
+    layouts = dataset.__dict__.setdefault("_eval_layouts", {})
+    if key not in layouts:
+        layouts.clear()  # one layout at a time: valid during training, then test
+        layouts[key] = K.layout(users, dataset.n_items, target, exclude, torch_device(device))
     pop = groups = None
     wanted = sorted({g for g in (split_group(n)[1] for n in metric_names) if g is not None})
     if wanted or beyond_accuracy:  # from the (cached) training lists: no pass over the raw pairs
@@ -162,7 +180,8 @@ def evaluate_ranking(score_fn: ScoreFn, dataset, split: str, metric_names: list[
             pop = -np.log2(np.maximum(train_pop.astype(np.float64), 1.0) / n_train_users)  # self-information
     per_user, topk, rec_counts, maxk = rank_and_score(
         score_fn, users, dataset.n_items, target, exclude, metric_names, device=device,
-        batch_users=batch_users, keep_topk=keep_topk, novelty_pop=pop, groups=groups)
+        batch_users=batch_users, keep_topk=keep_topk, novelty_pop=pop, groups=groups, lay=layouts[key],
+        count_items=beyond_accuracy)
     metrics = {n: float(np.mean(v)) if len(v) else 0.0 for n, v in per_user.items() if "/" not in n}
     for n, v in per_user.items():  # group metrics: mean over users with a relevant item in the group
         if "/" in n and np.isfinite(v).any():
