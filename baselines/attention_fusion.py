@@ -6,10 +6,10 @@ from torch import nn
 
 from mmbench.mm import ModalityProjector
 
-from .multimodal import MISSING_MODES, ContentRecommender, RatingTask, check_choice, init_embedding
+from .multimodal import MISSING_MODES, ContentRecommender, RatingTask, UserDotItem, check_choice, init_embedding
 
 
-class _AttentionFusion(nn.Module):
+class _AttentionFusion(UserDotItem, nn.Module):
     """Item vector = sum_k a_k(i) e_k(i) (+ ID embedding), a(i) = softmax over the item's
     keys of q . tanh(W e_k(i) + b). With ``variant="cross"`` the key embeddings first attend
     to each other (multi-head attention across modalities, residual + layer norm) and the
@@ -48,20 +48,8 @@ class _AttentionFusion(nn.Module):
         w = torch.softmax(logits, dim=1)
         return (w.unsqueeze(-1) * e).sum(1), w
 
-    def users(self, u):
-        return self.user(u)
-
     def items(self, i):
-        content, _ = self.attend(i)
-        if self.id is not None:
-            content = content + (self.id.weight if i is None else self.id(i))
-        return content, None
-
-    def penalized(self, u, i, j):
-        out = [self.user(u)]
-        if self.id is not None:
-            out += [self.id(i), self.id(j)]
-        return out
+        return self.with_id(self.attend(i)[0], i), None
 
 
 class AttentionFusion(ContentRecommender):

@@ -14,7 +14,7 @@ from torch import nn
 
 from mmbench.mm import ModalityProjector, standardize
 
-from .multimodal import MISSING_MODES, ContentRecommender, RatingTask, check_choice, init_embedding
+from .multimodal import MISSING_MODES, ContentRecommender, RatingTask, UserDotItem, check_choice, init_embedding
 
 #: ranx fusion methods that need no training data (the model never sees validation labels)
 RANK_FUSION_METHODS = ("rrf", "isr", "log_isr", "logn_isr", "sum", "max", "min", "med", "anz", "mnz", "gmnz",
@@ -74,23 +74,17 @@ class _EarlyTower(nn.Module):
         return self.net(x)
 
 
-class _EarlyFusion(nn.Module):
+class _EarlyFusion(UserDotItem, nn.Module):
     def __init__(self, features, n_users, n_items, dim, hidden, dropout, missing, use_id):
         super().__init__()
         self.user = init_embedding(n_users, dim)
         self.tower = _EarlyTower(features, n_items, dim, hidden, dropout, missing, use_id)
 
-    def users(self, u):
-        return self.user(u)
+    def item_id(self):
+        return self.tower.id  # an input of the tower here, not added to its output
 
     def items(self, i):
         return self.tower(i), None
-
-    def penalized(self, u, i, j):
-        out = [self.user(u)]
-        if self.tower.id is not None:
-            out += [self.tower.id(i), self.tower.id(j)]
-        return out
 
 
 class _Scorers(nn.Module):

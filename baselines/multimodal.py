@@ -178,6 +178,29 @@ class RatingTask:
             return self._predict(users, items)[0]
 
 
+class UserDotItem:
+    """Mixin for the item towers of content models: score = user embedding (``user``) dot
+    item vector. The item's ID embedding (``item_id()``, optional) is added to its content
+    vector (``with_id``) and L2-penalised with the batch's user vectors (``penalized``)."""
+
+    def item_id(self) -> nn.Embedding | None:
+        return getattr(self, "id", None)
+
+    def users(self, u):
+        return self.user(u)
+
+    def with_id(self, v, i):
+        e = self.item_id()
+        return v if e is None else v + (e.weight if i is None else e(i))
+
+    def penalized(self, u, i, j):
+        out = [self.user(u)]
+        e = self.item_id()
+        if e is not None:
+            out += [e(i), e(j)]
+        return out
+
+
 def init_embedding(n: int, dim: int, std: float | None = None) -> nn.Embedding:
     e = nn.Embedding(n, dim)
     if std is None:

@@ -8,12 +8,12 @@ from mmbench.errors import ConfigError
 from mmbench.mm import ModalityProjector
 
 from .fusion import mlp
-from .multimodal import MISSING_MODES, ContentRecommender, check_choice, init_embedding
+from .multimodal import MISSING_MODES, ContentRecommender, UserDotItem, check_choice, init_embedding
 
 MAX_FUSED = 1 << 17  # width of the flattened outer product we accept
 
 
-class _TensorFusion(nn.Module):
+class _TensorFusion(UserDotItem, nn.Module):
     def __init__(self, features, n_users, n_items, proj_dim, dim, hidden, dropout, missing, use_id):
         super().__init__()
         self.proj = ModalityProjector(features, proj_dim)
@@ -35,20 +35,8 @@ class _TensorFusion(nn.Module):
             z = h1 if z is None else (z.unsqueeze(-1) * h1.unsqueeze(1)).flatten(1)
         return z
 
-    def users(self, u):
-        return self.user(u)
-
     def items(self, i):
-        v = self.net(self.fused(i))
-        if self.id is not None:
-            v = v + (self.id.weight if i is None else self.id(i))
-        return v, None
-
-    def penalized(self, u, i, j):
-        out = [self.user(u)]
-        if self.id is not None:
-            out += [self.id(i), self.id(j)]
-        return out
+        return self.with_id(self.net(self.fused(i)), i), None
 
 
 class TensorFusion(ContentRecommender):
