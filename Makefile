@@ -27,6 +27,7 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/mmbench datasets list
 	$(BIN)/mmbench prepare ml-100k
+	$(BIN)/mmbench features build-defaults -d ml-100k
 	$(BIN)/mmbench models list
 	$(BIN)/mmbench suite run leaderboards/ml100k-quick
 	$(BIN)/mmbench leaderboard build leaderboards/ml100k-quick
