@@ -169,11 +169,16 @@ class Suite:
 
     def results_dir(self, override: str | Path | None = None) -> Path:
         """Records of a suite live in ``<suite folder>/<results>`` when the suite names one
-        (committed records, checked by CI); else in ``./results``."""
+        (committed records, checked by CI); else in ``$MMBENCH_RESULTS`` (default
+        ``./results``), as for ``mmbench run``."""
         if override is not None:
             return Path(override)
         rel = self.data["suite"].get("results")
-        return (self.folder / rel) if rel else Path("results")
+        if rel:
+            return self.folder / rel
+        from .paths import default_results_dir
+
+        return default_results_dir()
 
     def card(self):
         from .data.cards import find_card
