@@ -304,6 +304,7 @@ class Job:
     stage: str = "final"  # "search": valid only; "final": valid + test
     selection: dict = field(default_factory=lambda: {"method": "fixed", "on": "valid"})
     params_hash: str = ""
+    replace: bool = False  # an existing record of this key was chosen under another selection
 
     @property
     def key(self) -> tuple:
@@ -397,6 +398,12 @@ class _Survey:
             row.record = rec
             row.state = "done" if rec["status"] == "ok" else "failed"
             row.reason = rec.get("error", "")
+            if rec.get("selection") != selection:
+                # the same run, but chosen differently (e.g. a fixed configuration that a grid now
+                # selects): the record must say how this suite chose it, so it is run again
+                row.state, job.replace = "stale", True
+                row.reason = (f"recorded as selected by {rec.get('selection', {}).get('method')!r}, this suite "
+                              f"selects it by {selection.get('method')!r}; it is run again")
         return row
 
     def entry_rows(self, entry: ModelEntry) -> list[Row]:
@@ -430,7 +437,7 @@ class _Survey:
             if all(r.state == "done" for r in seed_rows):
                 vals = [r.record["metrics"]["valid"].get(metric) for r in seed_rows]
                 cand["valid"] = round(sum(vals) / len(vals), 8) if None not in vals else None
-            elif any(r.state in ("missing", "invalid") for r in seed_rows):
+            elif any(r.state in ("missing", "invalid", "stale") for r in seed_rows):
                 complete = False
                 if trials is not None:  # an Optuna search is sequential: the next trial needs this one
                     if entry.trials > i:
@@ -497,7 +504,7 @@ def survey(suite: Suite, results: Path | None = None, *, only: list[str] | None 
 
 def jobs(suite: Suite, only: list[str] | None = None, results: Path | None = None) -> list[Job]:
     """Jobs that can run now (missing records whose inputs are known)."""
-    return [r.job for r in survey(suite, results, only=only) if r.state == "missing"]
+    return [r.job for r in survey(suite, results, only=only) if r.state in ("missing", "stale")]
 
 
 # -- execution ------------------------------------------------------------------------------------
@@ -517,7 +524,8 @@ def execute_job(suite: Suite, dataset, job: Job, *, results: Path, device: str, 
 
     try:
         rec, path, status = run_one(job.model, dataset, params=job.params, seed=job.seed, device=device,
-                                    protocol=suite.protocol, results=results, suite=suite.name, force=force,
+                                    protocol=suite.protocol, results=results, suite=suite.name,
+                                    force=force or job.replace,
                                     selection=job.selection, feature_keys=suite.dataset.get("features"))
     except MMBenchError as e:
         return Outcome(job, "failed", error=str(e))
@@ -586,7 +594,7 @@ def run_suite(suite: Suite, *, only: list[str] | None = None, device: str | None
 
     while True:
         rows = survey(suite, results, only=only, force=force, executed=executed)
-        todo = [r.job for r in rows if r.state == "missing" and r.job.key not in executed]
+        todo = [r.job for r in rows if r.state in ("missing", "stale") and r.job.key not in executed]
         if not todo:
             break
         runner(suite, ds, todo, results=results, device=device or suite.device, force=force, on_done=on_done,
@@ -598,6 +606,7 @@ def run_suite(suite: Suite, *, only: list[str] | None = None, device: str | None
 
 
 def status(suite: Suite, results: Path | None = None) -> list[dict]:
-    """One row per job: done / failed (with reason) / missing / waiting (for a search)."""
+    """One row per job: done / failed (with reason) / missing / waiting (for a search) /
+    stale (a record of the same run chosen under another selection: run again)."""
     return [{"model": r.entry, "params_hash": r.params_hash[:8], "seed": r.seed, "stage": r.stage,
              "state": r.state, "reason": r.reason} for r in survey(suite, results)]

@@ -150,6 +150,36 @@ def test_rerun_skips_everything_and_resumes_what_is_missing(toy, tmp_path):
     assert all(r["state"] == "done" for r in status(suite))
 
 
+def test_a_fixed_run_that_a_grid_now_selects_is_run_again(toy, tmp_path):
+    """Turning a fixed configuration into a grid whose choice is that same configuration:
+    the record exists, but it says it was fixed. It is marked stale and run again, so the
+    leaderboard sees the grid's choice (and the same numbers: same seed, same parameters)."""
+    from mmbench import leaderboard as lbm
+
+    fixed = '[[models]]\nname = "ORACLE"\nlabel = "oracle"\nparams = { target = "valid", noise = 0.0 }\n'
+    suite = make_suite(tmp_path, fixed)
+    run_suite(suite, echo=_quiet)
+    path = next(p for p in suite.results_dir().rglob("seed0.json"))
+    old = read_record(path)
+    assert old["selection"]["method"] == "fixed"
+    suite = make_suite(tmp_path, fixed.replace('params = { target = "valid", noise = 0.0 }',
+                                               'params = { noise = 0.0 }\ngrid = { target = ["valid", "test"] }'))
+    rows = {(r["stage"], r["state"]) for r in status(suite)}
+    assert rows == {("search", "missing"), ("final", "waiting")}
+    lines = []
+    counts = run_suite(suite, echo=lines.append)
+    assert counts["done"] == 4 and counts["failed"] == 0, lines  # 2 search + 2 final runs again
+    new = read_record(path)
+    assert new["selection"]["method"] == "grid" and new["selection"]["chosen"] == new["model"]["params_hash"]
+    assert new["metrics"] == old["metrics"]
+    assert all(r["state"] == "done" for r in status(suite))
+    lb = lbm.build(suite, suite.results_dir())
+    assert not lb.rejected and len(lb.rows) == 1
+    write_record(path, old)  # the fixed-era record again: seen as stale, with the reason
+    stale = [r for r in status(suite) if r["state"] == "stale"]
+    assert len(stale) == 1 and stale[0]["seed"] == 0 and "'fixed'" in stale[0]["reason"]
+
+
 def test_status_shows_failed_runs_with_their_reason(toy, tmp_path):
     suite = make_suite(tmp_path, '[[models]]\nname = "ORACLE"\nparams = { target = "nope" }\n')
     counts = run_suite(suite, echo=_quiet)
