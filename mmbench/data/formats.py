@@ -85,8 +85,9 @@ def read_table(path: str | Path, *, sep: str = "\t") -> tuple[list[tuple[str, st
 
 
 def _numeric(path: Path, values: list[str], lines: np.ndarray, field: str) -> np.ndarray:
+    """Floats of a column; a non-number or non-finite value is an error naming its line."""
     try:
-        return np.asarray(values, dtype=np.float64)
+        out = np.asarray(values, dtype=np.float64)
     except ValueError:
         for v, ln in zip(values, lines):
             try:
@@ -94,6 +95,33 @@ def _numeric(path: Path, values: list[str], lines: np.ndarray, field: str) -> np
             except ValueError:
                 raise DataError(f"field {field!r} is not a number: {v!r}", where=f"{path}:{ln}") from None
         raise
+    bad = ~np.isfinite(out)
+    if bad.any():
+        j = int(np.argmax(bad))
+        raise DataError(f"field {field!r} is not finite: {values[j]!r}", where=f"{path}:{lines[j]}")
+    return out
+
+
+def columns_to_interactions(path: Path, cols: dict[str, list[str]], line_no: np.ndarray,
+                            columns: dict) -> Interactions:
+    """Parsed columns (role -> raw strings, one per data line) -> checked Interactions: ids
+    non-empty, rating/timestamp finite numbers, split labels 0/1/2; errors name file:line."""
+    for r in ("user", "item"):
+        for v, ln in zip(cols[r], line_no):
+            if not v.strip():
+                raise DataError(f"empty {r} id (field {columns[r]!r})", where=f"{path}:{ln}")
+    rating = _numeric(path, cols["rating"], line_no, columns["rating"]) if "rating" in cols else None
+    ts = _numeric(path, cols["timestamp"], line_no, columns["timestamp"]) if "timestamp" in cols else None
+    label = None
+    if "label" in cols:
+        lab = _numeric(path, cols["label"], line_no, columns["label"])
+        bad = ~np.isin(lab, (0, 1, 2))
+        if bad.any():
+            j = int(np.argmax(bad))
+            raise DataError(f"field {columns['label']!r}: split label must be 0, 1 or 2, got {cols['label'][j]!r}",
+                            where=f"{path}:{line_no[j]}")
+        label = lab.astype(np.int8)
+    return Interactions(np.asarray(cols["user"]), np.asarray(cols["item"]), rating, ts, line_no, str(path), label)
 
 
 def read_atomic_interactions(path: str | Path, columns: dict) -> Interactions:
@@ -126,26 +154,7 @@ def read_atomic_interactions(path: str | Path, columns: dict) -> Interactions:
         line_no[j] = ln
         for r, k in idx.items():
             cols[r].append(parts[k])
-    for r in ("user", "item"):
-        for v, ln in zip(cols[r], line_no):
-            if not v.strip():
-                raise DataError(f"empty {r} id", where=f"{path}:{ln}")
-    rating = _numeric(path, cols["rating"], line_no, columns["rating"]) if "rating" in cols else None
-    ts = _numeric(path, cols["timestamp"], line_no, columns["timestamp"]) if "timestamp" in cols else None
-    label = None
-    if "label" in cols:
-        lab = _numeric(path, cols["label"], line_no, columns["label"])
-        bad = ~np.isin(lab, (0, 1, 2))
-        if bad.any():
-            j = int(np.argmax(bad))
-            raise DataError(f"split label must be 0, 1 or 2, got {cols['label'][j]!r}",
-                            where=f"{path}:{line_no[j]}")
-        label = lab.astype(np.int8)
-    for name, arr in (("rating", rating), ("timestamp", ts)):
-        if arr is not None and not np.isfinite(arr).all():
-            j = int(np.argmax(~np.isfinite(arr)))
-            raise DataError(f"field {columns[name]!r} is not finite: {arr[j]}", where=f"{path}:{line_no[j]}")
-    return Interactions(np.asarray(cols["user"]), np.asarray(cols["item"]), rating, ts, line_no, str(path), label)
+    return columns_to_interactions(path, cols, line_no, columns)
 
 
 def read_atomic_side(path: str | Path, key: str) -> tuple[list[str], dict[str, list[str]]]:

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .formats import ATOMIC_TYPES, Interactions, read_atomic_interactions, read_atomic_side
+from .formats import ATOMIC_TYPES, Interactions, columns_to_interactions, read_atomic_interactions, read_atomic_side
 
 FORMATS = ("recbole", "mmrec", "movielens-raw", "hetrec-lastfm", "microlens")
 ML_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
@@ -109,23 +109,6 @@ def _header_names(path: Path, first: str, sep: str) -> list[str]:
     return names
 
 
-def _numeric(path: Path, values: list[str], lines: np.ndarray, field: str) -> np.ndarray:
-    try:
-        out = np.asarray(values, dtype=np.float64)
-    except ValueError:
-        for v, ln in zip(values, lines):
-            try:
-                float(v)
-            except ValueError:
-                raise DataError(f"field {field!r} is not a number: {v!r}", where=f"{path}:{ln}") from None
-        raise
-    bad = ~np.isfinite(out)
-    if bad.any():
-        j = int(np.argmax(bad))
-        raise DataError(f"field {field!r} is not finite: {values[j]!r}", where=f"{path}:{lines[j]}")
-    return out
-
-
 def read_delimited(path: Path, columns: dict, *, sep: str = "\t", names: list[str] | None = None,
                    encodings: tuple[str, ...] = ("utf-8",)) -> Interactions:
     """Interactions from a delimited file. ``names`` given: the file has no header line.
@@ -171,23 +154,7 @@ def read_delimited(path: Path, columns: dict, *, sep: str = "\t", names: list[st
             cols[r].append(parts[k].strip())
     if not line_no:
         raise DataError("file has a header but no interactions", where=str(path))
-    lines_arr = np.asarray(line_no, dtype=np.int64)
-    for r in ("user", "item"):
-        for v, ln in zip(cols[r], lines_arr):
-            if not v:
-                raise DataError(f"empty {r} id (field {columns[r]!r})", where=f"{path}:{ln}")
-    rating = _numeric(path, cols["rating"], lines_arr, columns["rating"]) if "rating" in cols else None
-    ts = _numeric(path, cols["timestamp"], lines_arr, columns["timestamp"]) if "timestamp" in cols else None
-    label = None
-    if "label" in cols:
-        lab = _numeric(path, cols["label"], lines_arr, columns["label"])
-        bad = ~np.isin(lab, (0, 1, 2))
-        if bad.any():
-            j = int(np.argmax(bad))
-            raise DataError(f"field {columns['label']!r}: split label must be 0, 1 or 2, got {cols['label'][j]!r}",
-                            where=f"{path}:{lines_arr[j]}")
-        label = lab.astype(np.int8)
-    return Interactions(np.asarray(cols["user"]), np.asarray(cols["item"]), rating, ts, lines_arr, str(path), label)
+    return columns_to_interactions(path, cols, np.asarray(line_no, dtype=np.int64), columns)
 
 
 # ----------------------------------------------------------------------------- MMRec
