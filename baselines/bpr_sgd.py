@@ -105,6 +105,7 @@ class BPRSGD(TorchRecommender):
 
     paper = "Rendle et al., UAI 2009 (LearnBPR)"
     optimizer_kind = None  # the compiled loop updates the parameters itself
+    batch_size = 0  # one "batch" per epoch: the compiled pass over every pair
 
     def __init__(self, embedding_dim: int = 64, lr: float = 0.05, reg: float = 0.01, epochs: int = 200,
                  patience: int = 10, eval_every: int = 1):
@@ -114,8 +115,6 @@ class BPRSGD(TorchRecommender):
         self.epochs = epochs
         self.patience = patience
         self.eval_every = eval_every
-
-    batch_size = 0  # one "batch" per epoch: the compiled pass over every pair
 
     def fit(self, data, features=None, *, seed: int = 0, device: str = "cpu", validator=None):
         # a sequential CPU loop: "auto" means the CPU here, whatever accelerator exists

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from mmbench.errors import ConfigError, DataError
+from mmbench.models import declared_modalities
 from mmbench.nn import TorchRecommender, bpr_loss, l2
 
 #: modalities a content model uses when present (any non-empty subset is enough)
@@ -31,8 +32,6 @@ MISSING_MODES = ("embed", "drop")
 def content_features(model, features: dict | None, n_items: int) -> dict:
     """The features a content model may read: keys of its declared modalities. At least one
     is needed (a clear error otherwise); every matrix must be row-aligned to the items."""
-    from mmbench.runner import declared_modalities
-
     cls = type(model)
     requires, _, wanted = declared_modalities(cls)
     chosen = {k: f for k, f in sorted((features or {}).items()) if f.modality in wanted}

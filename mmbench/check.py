@@ -311,7 +311,7 @@ class _Checker:
 
     def check_modalities(self):
         from .errors import MMBenchError
-        from .runner import declared_modalities
+        from .models import declared_modalities
 
         requires, any_of, reads = declared_modalities(self.cls)
         store = self.ds.features

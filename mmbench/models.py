@@ -69,3 +69,11 @@ class Recommender:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
+
+
+def declared_modalities(model_cls) -> tuple[set, set, set]:
+    """(requires, requires_any, every modality the model reads) as its class declares them;
+    works for any class, Recommender subclass or not."""
+    requires = set(getattr(model_cls, "requires", ()))
+    any_of = set(getattr(model_cls, "requires_any", ()))
+    return requires, any_of, requires | any_of | set(getattr(model_cls, "uses", ()))

@@ -11,6 +11,7 @@ from pathlib import Path
 from . import registry
 from .errors import ConfigError, MMBenchError, TrainingError
 from .io import hash_params
+from .models import declared_modalities
 from .protocol import Protocol
 from .records import SCHEMA, read_record, record_path, write_record
 
@@ -63,13 +64,6 @@ class Validator:
         else:
             res = evaluate_rating(model.predict, self.dataset, "valid", device=self.device)
         return res.metrics[self.metric]
-
-
-def declared_modalities(model_cls) -> tuple[set, set, set]:
-    """(requires, requires_any, every modality the model reads) as declared by its class."""
-    requires = set(getattr(model_cls, "requires", ()))
-    any_of = set(getattr(model_cls, "requires_any", ()))
-    return requires, any_of, requires | any_of | set(getattr(model_cls, "uses", ()))
 
 
 def select_features(model_cls, dataset, keys: list[str] | None) -> dict:

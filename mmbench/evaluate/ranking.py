@@ -29,12 +29,6 @@ class EvalResult:
     aggregate: dict[str, float] = field(default_factory=dict)
 
 
-def torch_device(device):
-    import torch
-
-    return torch.device(device)
-
-
 def default_batch_users(n_items: int, budget: int = 1 << 23) -> int:
     return max(1, budget // max(1, n_items))
 
@@ -154,6 +148,8 @@ def evaluate_ranking(score_fn: ScoreFn, dataset, split: str, metric_names: list[
     or ``'ndcg@10/tail'`` restrict a metric to cold-start or long-tail items
     (:func:`item_groups`) in the same pass.
     """
+    import torch
+
     t0 = time.perf_counter()
     target = dataset.csr(split)
     if split == "valid":
@@ -163,11 +159,12 @@ def evaluate_ranking(score_fn: ScoreFn, dataset, split: str, metric_names: list[
     else:
         exclude = dataset.csr("train")
     users = np.flatnonzero(np.diff(target[0]) > 0)
-    key = (split, split == "test" and mask_valid_at_test, str(torch_device(device)), dataset.n_items)
+    dev = torch.device(device)
+    key = (split, split == "test" and mask_valid_at_test, str(dev))
     layouts = dataset.__dict__.setdefault("_eval_layouts", {})
     if key not in layouts:
         layouts.clear()  # one layout at a time: valid during training, then test
-        layouts[key] = K.layout(users, dataset.n_items, target, exclude, torch_device(device))
+        layouts[key] = K.layout(users, dataset.n_items, target, exclude, dev)
     pop = groups = None
     wanted = sorted({g for g in (split_group(n)[1] for n in metric_names) if g is not None})
     if wanted or beyond_accuracy:  # from the (cached) training lists: no pass over the raw pairs
