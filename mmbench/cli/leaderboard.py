@@ -1,7 +1,4 @@
-"""Protocol/leaderboard commands: compare, leaderboard check, plugin new.
-
-Attached to the ``mmbench`` group defined in :mod:`mmbench.cli`; heavy imports stay inside
-the commands."""
+"""Leaderboard commands: ``leaderboard build/check`` and ``compare``."""
 from __future__ import annotations
 
 import sys
@@ -9,15 +6,77 @@ from pathlib import Path
 
 import click
 
-from .cli import _Group, main, leaderboard
-from .errors import MMBenchError
+from ..errors import MMBenchError
+from .app import Group
+
+
+@click.group(cls=Group)
+def leaderboard():
+    """Build leaderboards from run records."""
+
+
+@leaderboard.command("build")
+@click.argument("suite_path", type=click.Path(path_type=Path))
+@click.option("--results", type=click.Path(path_type=Path), default=None)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default SUITE/v<N>).")
+@click.option("--quiet", is_flag=True)
+@click.option("--skip-empty", is_flag=True, help="Succeed without writing anything when there are no records.")
+def leaderboard_build(suite_path, results, out, quiet, skip_empty):
+    """Write SUITE/v<N>/ README.md, leaderboard.csv, leaderboard.json and index.html from the records."""
+    from .. import leaderboard as lbm
+    from ..suite import load_suite
+
+    s = load_suite(suite_path)
+    lb = lbm.build(s, s.results_dir(results))
+    if not lb.rows and skip_empty:
+        click.echo(f"{suite_path}: no records, nothing built")
+        return
+    if not lb.rows:
+        raise MMBenchError(f"no valid records for suite {s.name!r} under {s.results_dir(results)}",
+                           hint=f"run `mmbench suite run {suite_path}` first")
+    folder = lbm.write(lb, s, out)
+    if not quiet:
+        click.echo(lbm.to_markdown(lb, s).split("## Protocol")[0].rstrip())
+    click.echo(f"wrote {folder}/README.md, leaderboard.csv, leaderboard.json, index.html "
+               f"({len(lb.rows)} models, {len(lb.rejected)} rejected, {len(lb.failed)} failed records)")
+    for rel, why in lb.rejected:
+        click.echo(f"  rejected {rel}: {why}")
+
+
+
+
+@leaderboard.command("check")
+@click.argument("suite_path", type=click.Path(path_type=Path))
+@click.option("--results", type=click.Path(path_type=Path), default=None)
+def leaderboard_check(suite_path, results):
+    """Rebuild SUITE's leaderboard from its records and fail on any byte difference with the
+    committed v<N>/ files (what CI runs)."""
+    from .. import leaderboard as lbm
+    from ..suite import load_suite
+
+    s = load_suite(suite_path)
+    lb = lbm.build(s, s.results_dir(results))
+    if not lb.rows:
+        raise MMBenchError(f"no valid records for suite {s.name!r} under {s.results_dir(results)}",
+                           hint="commit the suite's records (suite.results) or pass --results")
+    lbm.check_frozen(s, lbm.version_dir(s))
+    problems = lbm.check(lb, s)
+    folder = lbm.version_dir(s)
+    if problems:
+        for p in problems:
+            click.echo(f"{folder}/{p}", err=True)
+        click.echo(f"error: {folder} is not what its records build; run `mmbench leaderboard build {suite_path}` "
+                   "(or `make leaderboard`) and commit the result", err=True)
+        sys.exit(1)
+    click.echo(f"{folder}: {len(lbm.FILES)} files identical to a rebuild from {len(lb.rows)} models' records")
+
 
 SUPERSCRIPT = dict(zip("abcdefghijklmnopqrstuvwxyz", "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖᵠʳˢᵗᵘᵛʷˣʸᶻ"))
 
 
 def _collect(paths: tuple[Path, ...]):
     """Final records named on the command line (files, or folders searched recursively)."""
-    from .records import iter_records, read_record, record_stage
+    from ..records import iter_records, read_record, record_stage
 
     found = []
     for p in paths:
@@ -41,7 +100,7 @@ def _collect(paths: tuple[Path, ...]):
     return found
 
 
-@main.command()
+@click.command()
 @click.argument("records", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-m", "--metric", "metrics", multiple=True, help="Metric to show (repeatable; default: the protocol's).")
 @click.option("--test", type=click.Choice(["t-test", "wilcoxon", "fisher"]), default="t-test", show_default=True)
@@ -54,9 +113,9 @@ def compare(records, metrics, test, alpha, fmt):
     (paired test on per-user values, Holm-corrected over all pairs of each metric)."""
     from tabulate import tabulate
 
-    from .leaderboard import higher_is_better
-    from .records import read_per_user
-    from .stats import compare_all, per_user_mean
+    from ..leaderboard import higher_is_better
+    from ..records import read_per_user
+    from ..stats import compare_all, per_user_mean
 
     found = _collect(records)
     ref = found[0][1]
@@ -110,53 +169,7 @@ def compare(records, metrics, test, alpha, fmt):
             row.append(f"{means[m]:.4f}{marks}")
         body.append(row)
     click.echo(tabulate(body, headers=["#", "Model", "Seeds"] + shown, tablefmt=fmt, disable_numparse=True))
-    from .leaderboard import test_name
+    from ..leaderboard import test_name
 
     click.echo(f"\nSuperscripts: significantly better than those rows ({test_name(test)} on per-user values "
                f"averaged over seeds, Holm-corrected over all pairs, alpha = {alpha:g}).")
-
-
-@leaderboard.command("check")
-@click.argument("suite_path", type=click.Path(path_type=Path))
-@click.option("--results", type=click.Path(path_type=Path), default=None)
-def leaderboard_check(suite_path, results):
-    """Rebuild SUITE's leaderboard from its records and fail on any byte difference with the
-    committed v<N>/ files (what CI runs)."""
-    from . import leaderboard as lbm
-    from .suite import load_suite
-
-    s = load_suite(suite_path)
-    lb = lbm.build(s, s.results_dir(results))
-    if not lb.rows:
-        raise MMBenchError(f"no valid records for suite {s.name!r} under {s.results_dir(results)}",
-                           hint="commit the suite's records (suite.results) or pass --results")
-    lbm.check_frozen(s, lbm.version_dir(s))
-    problems = lbm.check(lb, s)
-    folder = lbm.version_dir(s)
-    if problems:
-        for p in problems:
-            click.echo(f"{folder}/{p}", err=True)
-        click.echo(f"error: {folder} is not what its records build; run `mmbench leaderboard build {suite_path}` "
-                   "(or `make leaderboard`) and commit the result", err=True)
-        sys.exit(1)
-    click.echo(f"{folder}: {len(lbm.FILES)} files identical to a rebuild from {len(lb.rows)} models' records")
-
-
-@main.group(cls=_Group)
-def plugin():
-    """Third-party model packages."""
-
-
-@plugin.command("new")
-@click.argument("name")
-@click.option("--dir", "dest", type=click.Path(path_type=Path), default=Path("."), show_default=True,
-              help="Folder in which the package folder is created.")
-def plugin_new(name, dest):
-    """Scaffold a pip-installable model package NAME (entry point, model skeleton, a test
-    that runs `mmbench check`)."""
-    from .plugin import scaffold
-
-    root, files = scaffold(name, dest)
-    for f in files:
-        click.echo(f"created {f}")
-    click.echo(f"\nnext: pip install -e {root} && mmbench check {name} && pytest {root}/tests")

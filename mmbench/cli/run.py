@@ -1,0 +1,43 @@
+"""``mmbench run``: train, evaluate and record one model on one dataset."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .app import parse_params
+
+
+@click.command()
+@click.option("-m", "--model", "model", required=True, help="Registered model name or path/file.py:Class.")
+@click.option("-d", "--dataset", "dataset", required=True, help="Dataset card name (see `datasets list`).")
+@click.option("--seed", "seeds", type=int, multiple=True, default=(0,), show_default=True, help="Repeatable.")
+@click.option("-p", "--param", "params", multiple=True, help="Hyper-parameter key=value (repeatable).")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--results", type=click.Path(path_type=Path), default=None, help="Results folder (default ./results).")
+@click.option("--suite", "suite_name", default="adhoc", show_default=True, help="Suite label for the records.")
+@click.option("--feature", "features", multiple=True, help="Feature key to give the model (default: all).")
+@click.option("--force", is_flag=True, help="Re-run even if a record exists.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+def run(model, dataset, seeds, params, device, results, suite_name, features, force, resume):
+    """Train MODEL on DATASET (card's default protocol), evaluate, write run records."""
+    from ..data.cards import find_card
+    from ..data.prepare import prepare as _prepare
+    from ..paths import default_results_dir
+    from ..runner import ModelSpec, run_one
+
+    spec = ModelSpec.resolve(model)
+    given = parse_params(params)
+    spec.params(given)  # unknown parameter -> error before preparing anything
+    ds = _prepare(find_card(dataset))
+    results = results or default_results_dir()
+    for seed in seeds:
+        rec, path, status = run_one(spec, ds, params=given, seed=seed, device=device, results=results,
+                                    suite=suite_name, force=force, feature_keys=list(features) or None,
+                                    resume=resume)
+        if status == "busy":
+            click.echo(f"seed {seed}: another process is running this job ({path})")
+            continue
+        t = rec["metrics"]["test"]
+        shown = "  ".join(f"{k}={t[k]:.4f}" for k in ("recall@10", "ndcg@10", "rmse") if k in t)
+        click.echo(f"seed {seed}: {status}  {shown}  -> {path}")
