@@ -19,6 +19,8 @@ GROUPS = {
     "models": "mmbench.models",
     "encoders": "mmbench.encoders",
     "datasets": "mmbench.datasets",
+    "formats": "mmbench.formats",
+    "metrics": "mmbench.metrics",
 }
 
 
