@@ -7,11 +7,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mmbench.mm import ModalityProjector
-from mmbench.nn import TorchRecommender, bpr_loss, l2
-
-from ._graph import CachedEmbeddings
-from .multimodal import CONTENT_MODALITIES, content_features
+from mmbench.models import (CONTENT_MODALITIES, CachedEmbeddings, ModalityProjector, Param, TorchRecommender,
+                            bpr_loss, l2, select_features)
 
 
 class GradReverse(torch.autograd.Function):
@@ -92,23 +89,14 @@ class AdversarialAlignment(CachedEmbeddings, TorchRecommender):
 
     paper = "Ganin & Lempitsky, ICML 2015; Wang et al., ACM MM 2017"
     requires_any = CONTENT_MODALITIES
-
-    def __init__(self, embedding_dim: int = 64, adv_weight: float = 1.0, disc_hidden: int = 64,
-                 disc_reg: float = 0.1, reg: float = 0.0, lr: float = 1e-3, batch_size: int = 2048,
-                 epochs: int = 200, patience: int = 10, eval_every: int = 1):
-        self.embedding_dim = embedding_dim
-        self.adv_weight = adv_weight
-        self.disc_hidden = disc_hidden
-        self.disc_reg = disc_reg
-        self.reg = reg
-        self.lr = lr
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.eval_every = eval_every
+    embedding_dim = Param(64, ge=1, help="size of the shared space (user, item and projected modalities)")
+    adv_weight = Param(1.0, ge=0.0, help="weight of the discriminator's loss (0: no alignment)")
+    disc_hidden = Param(64, ge=0, help="hidden units of the modality discriminator (0: linear)")
+    disc_reg = Param(0.1, ge=0.0, help="L2 on the discriminator's weights (damps the min-max game)")
+    reg = Param(0.0, ge=0.0, help="L2 weight on the batch's user and item representations")
 
     def build(self, data, features):
-        features = content_features(self, features, data.n_items)
+        features = select_features(type(self), features, n_items=data.n_items)
         self.epoch_ = 1
         return _Aligned(data.n_users, data.n_items, self.embedding_dim, features, self.disc_hidden)
 
@@ -132,7 +120,6 @@ class AdversarialAlignment(CachedEmbeddings, TorchRecommender):
         return F.cross_entropy(logits, ys) + self.disc_reg * penalty
 
     def loss(self, batch):
-        self.invalidate()
         u, i, j = batch
         m = self.module_
         items, inv = torch.unique(torch.cat([i, j]), return_inverse=True)

@@ -5,11 +5,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mmbench.mm import ModalityProjector
-from mmbench.nn import TorchRecommender, bpr_loss
-
-from ._graph import CachedEmbeddings
-from .multimodal import CONTENT_MODALITIES, content_features
+from mmbench.models import (CONTENT_MODALITIES, CachedEmbeddings, ModalityProjector, Param, TorchRecommender,
+                            bpr_loss, select_features)
 
 
 class _VisualMF(nn.Module):
@@ -40,7 +37,7 @@ class _VisualMF(nn.Module):
         return out
 
 
-class AMR(CachedEmbeddings, TorchRecommender):
+class AMR(CachedEmbeddings, TorchRecommender, epochs=500, patience=20):
     """AMR (Tang, Du, He, Yuan, Tian & Chua, "Adversarial Training Towards Robust Multimedia
     Recommender System", IEEE TKDE 2019).
 
@@ -62,23 +59,14 @@ class AMR(CachedEmbeddings, TorchRecommender):
 
     paper = "Tang et al., IEEE TKDE 2019"
     requires_any = CONTENT_MODALITIES
-
-    def __init__(self, embedding_dim: int = 64, eps: float = 0.1, adv_weight: float = 1.0, reg_user: float = 0.1,
-                 reg_item: float = 1e-3, lr: float = 1e-3, batch_size: int = 2048, epochs: int = 500,
-                 patience: int = 20, eval_every: int = 1):
-        self.embedding_dim = embedding_dim
-        self.eps = eps
-        self.adv_weight = adv_weight
-        self.reg_user = reg_user
-        self.reg_item = reg_item
-        self.lr = lr
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.eval_every = eval_every
+    embedding_dim = Param(64, ge=1, help="size of the user and item representations")
+    eps = Param(0.1, ge=0.0, help="norm of the adversarial perturbation (in feature standard deviations)")
+    adv_weight = Param(1.0, ge=0.0, help="lambda: weight of the BPR loss on perturbed content (0: VBPR-like)")
+    reg_user = Param(0.1, ge=0.0, help="L2 on the batch's user embeddings")
+    reg_item = Param(1e-3, ge=0.0, help="L2 on the batch's item representations")
 
     def build(self, data, features):
-        features = content_features(self, features, data.n_items)
+        features = select_features(type(self), features, n_items=data.n_items)
         return _VisualMF(data.n_users, data.n_items, self.embedding_dim, features)
 
     def _bpr(self, u, i, j, delta=None):
@@ -108,7 +96,6 @@ class AMR(CachedEmbeddings, TorchRecommender):
         return items, delta
 
     def loss(self, batch):
-        self.invalidate()
         u, i, j = batch
         if self.adv_weight:
             (loss, eu, ri, rj, _), delta = self._clean_and_delta(u, i, j)

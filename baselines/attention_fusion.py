@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmbench.mm import ModalityProjector
-
-from .multimodal import MISSING_MODES, ContentRecommender, RatingTask, UserDotItem, check_choice, init_embedding
+from mmbench.errors import ConfigError
+from mmbench.models import (MISSING_MODES, ContentRecommender, ModalityProjector, Param, RatingTask, UserDotItem,
+                            init_embedding)
 
 
 class _AttentionFusion(UserDotItem, nn.Module):
@@ -70,31 +70,16 @@ class AttentionFusion(ContentRecommender):
     """
 
     paper = "Chen et al., SIGIR 2017; Liu et al., MM 2019; Tsai et al., ACL 2019 (cross-modal)"
-
-    def __init__(self, embedding_dim: int = 64, attention_dim: int = 32, variant: str = "additive", heads: int = 2,
-                 missing: str = "drop", use_id: bool = True, dropout: float = 0.0, lr: float = 1e-3,
-                 reg: float = 0.0, batch_size: int = 2048, epochs: int = 200, patience: int = 10,
-                 eval_every: int = 1):
-        self.embedding_dim = embedding_dim
-        self.attention_dim = attention_dim
-        self.variant = variant
-        self.heads = heads
-        self.missing = missing
-        self.use_id = use_id
-        self.dropout = dropout
-        self.lr = lr
-        self.reg = reg
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.eval_every = eval_every
+    embedding_dim = Param(64, ge=1, help="size of the user, item and projected modality vectors")
+    attention_dim = Param(32, ge=1, help="hidden size of the additive attention")
+    variant = Param("additive", choices=("additive", "cross"), help="cross: cross-modal attention before pooling")
+    heads = Param(2, ge=1, help="heads of the cross-modal attention (must divide embedding_dim)")
+    missing = Param("drop", choices=MISSING_MODES, help="a missing row: weight 0 (drop) or a learned vector (embed)")
+    use_id = Param(True, help="add the item's ID embedding to its pooled content")
+    dropout = Param(0.0, ge=0.0, lt=1.0, help="dropout on the features before projection")
 
     def build_module(self, data, features):
-        check_choice(self.variant, ("additive", "cross"), "variant", self)
-        check_choice(self.missing, MISSING_MODES, "missing", self)
         if self.variant == "cross" and self.embedding_dim % self.heads:
-            from mmbench.errors import ConfigError
-
             raise ConfigError(f"embedding_dim {self.embedding_dim} is not divisible by heads {self.heads}",
                               where=f"model {type(self).__name__}")
         return _AttentionFusion(features, data.n_users, data.n_items, self.embedding_dim, self.attention_dim,
@@ -113,15 +98,9 @@ class AttentionFusion(ContentRecommender):
         return w
 
 
-class AttentionFusionRating(RatingTask, AttentionFusion):
+class AttentionFusionRating(RatingTask, AttentionFusion, embedding_dim=32, lr=5e-3, reg=0.05, batch_size=1024,
+                            epochs=100, patience=5):
     """Attention fusion for explicit ratings (the rating track): r_ui = mu + b_u + b_i +
     p_u . (attention-pooled content + ID), squared loss, L2 on the batch's vectors and
     biases (``reg``), early stopping on validation RMSE. Defaults as ``mf`` (32-d, lr 5e-3,
     reg 0.05, batch 1024)."""
-
-    def __init__(self, embedding_dim: int = 32, attention_dim: int = 32, variant: str = "additive", heads: int = 2,
-                 missing: str = "drop", use_id: bool = True, dropout: float = 0.0, lr: float = 5e-3,
-                 reg: float = 0.05, batch_size: int = 1024, epochs: int = 100, patience: int = 5,
-                 eval_every: int = 1):
-        super().__init__(embedding_dim, attention_dim, variant, heads, missing, use_id, dropout, lr, reg,
-                         batch_size, epochs, patience, eval_every)

@@ -5,11 +5,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mmbench.mm import ModalityProjector
-from mmbench.nn import TorchRecommender
-
-from ._graph import CachedEmbeddings, bipartite_adjacency, layer_mean, unique_edges
-from .multimodal import CONTENT_MODALITIES, content_features
+from mmbench.models import (CONTENT_MODALITIES, CachedEmbeddings, ModalityProjector, Param, TorchRecommender,
+                            select_features)
+from mmbench.models.graph import bipartite_adjacency, layer_mean, unique_edges
 
 
 class _BM3(nn.Module):
@@ -30,7 +28,7 @@ def _cos_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 1.0 - F.cosine_similarity(a, b, dim=-1).mean()
 
 
-class BM3(CachedEmbeddings, TorchRecommender):
+class BM3(CachedEmbeddings, TorchRecommender, epochs=1000, patience=20):
     """BM3 (Zhou, Zhou, Liu, Zhang, Li, Feng, Shen & Miao, "Bootstrap Latent Representations for
     Multi-modal Recommendation", WWW 2023).
 
@@ -53,23 +51,14 @@ class BM3(CachedEmbeddings, TorchRecommender):
 
     paper = "Zhou et al., WWW 2023"
     requires_any = CONTENT_MODALITIES
-
-    def __init__(self, embedding_dim: int = 64, n_layers: int = 1, dropout: float = 0.5, reg_weight: float = 0.1,
-                 cl_weight: float = 2.0, lr: float = 1e-3, batch_size: int = 2048, epochs: int = 1000,
-                 patience: int = 20, eval_every: int = 1):
-        self.embedding_dim = embedding_dim
-        self.n_layers = n_layers
-        self.dropout = dropout
-        self.reg_weight = reg_weight
-        self.cl_weight = cl_weight
-        self.lr = lr
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.eval_every = eval_every
+    embedding_dim = Param(64, ge=1, help="size of the user, item and projected modality embeddings")
+    n_layers = Param(1, ge=0, help="LightGCN layers of the online encoder")
+    dropout = Param(0.5, ge=0.0, lt=1.0, help="dropout that perturbs the target embeddings")
+    reg_weight = Param(0.1, ge=0.0, help="weight of the embedding-norm regulariser")
+    cl_weight = Param(2.0, ge=0.0, help="weight of the per-modality alignment terms")
 
     def build(self, data, features):
-        features = content_features(self, features, data.n_items)
+        features = select_features(type(self), features, n_items=data.n_items)
         u, i = unique_edges(data.user, data.item, data.n_items, device=self.device_)
         self.adj_ = bipartite_adjacency(u, i, data.n_users, data.n_items)
         return _BM3(data.n_users, data.n_items, self.embedding_dim, features)
@@ -93,7 +82,6 @@ class BM3(CachedEmbeddings, TorchRecommender):
         return p(users), p(items)
 
     def loss(self, batch):
-        self.invalidate()
         u, i = batch
         m = self.module_
         users, items = self.online()

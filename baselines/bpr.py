@@ -1,10 +1,9 @@
 """BPR-MF: matrix factorisation trained with Bayesian Personalized Ranking."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from mmbench.nn import TorchRecommender, bpr_loss, l2
+from mmbench.models import Param, TorchRecommender, bpr_loss, l2
 
 
 class _MF(nn.Module):
@@ -26,16 +25,8 @@ class BPR(TorchRecommender):
     """
 
     paper = "Rendle et al., UAI 2009"
-
-    def __init__(self, embedding_dim: int = 64, lr: float = 1e-3, reg: float = 0.0, batch_size: int = 2048,
-                 epochs: int = 200, patience: int = 10, eval_every: int = 1):
-        self.embedding_dim = embedding_dim
-        self.lr = lr
-        self.reg = reg
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.eval_every = eval_every
+    embedding_dim = Param(64, ge=1, help="size of the user and item factors")
+    reg = Param(0.0, ge=0.0, help="L2 weight on the batch's embeddings (mean over the batch)")
 
     def build(self, data, features):
         return _MF(data.n_users, data.n_items, self.embedding_dim)

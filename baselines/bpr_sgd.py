@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from mmbench.errors import ConfigError
-from mmbench.nn import TorchRecommender
+from mmbench.models import Param, TorchRecommender
 
 from .bpr import _MF
 
@@ -87,7 +87,7 @@ def _learn_bpr_epoch(P, Q, users, items, indptr, indices, lr, reg, seed):  # pra
     return total
 
 
-class BPRSGD(TorchRecommender):
+class BPRSGD(TorchRecommender, lr=0.05):
     """BPR-MF learned with LearnBPR (Rendle et al., "BPR: Bayesian Personalized Ranking
     from Implicit Feedback", UAI 2009, Algorithm 1): stochastic gradient descent on one
     (user, positive, uniform negative) triple at a time, with L2 regularisation ``reg`` on
@@ -105,21 +105,14 @@ class BPRSGD(TorchRecommender):
 
     paper = "Rendle et al., UAI 2009 (LearnBPR)"
     optimizer_kind = None  # the compiled loop updates the parameters itself
-    batch_size = 0  # one "batch" per epoch: the compiled pass over every pair
+    batch_size = 0  # not a parameter: one "batch" per epoch, the compiled pass over every pair
+    embedding_dim = Param(64, ge=1, help="size of the user and item factors")
+    reg = Param(0.01, ge=0.0, help="L2 weight on the three rows each update touches")
 
-    def __init__(self, embedding_dim: int = 64, lr: float = 0.05, reg: float = 0.01, epochs: int = 200,
-                 patience: int = 10, eval_every: int = 1):
-        self.embedding_dim = embedding_dim
-        self.lr = lr
-        self.reg = reg
-        self.epochs = epochs
-        self.patience = patience
-        self.eval_every = eval_every
-
-    def fit(self, data, features=None, *, seed: int = 0, device: str = "cpu", validator=None):
+    def fit(self, data, features=None, *, seed: int = 0, device: str = "cpu", context=None):
         # a sequential CPU loop: "auto" means the CPU here, whatever accelerator exists
         return super().fit(data, features, seed=seed, device="cpu" if device == "auto" else device,
-                           validator=validator)
+                           context=context)
 
     def build(self, data, features):
         if torch.device(self.device_).type != "cpu":

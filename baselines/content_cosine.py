@@ -7,9 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mmbench.mm import ModalityProjector
-
-from .multimodal import ContentRecommender, check_choice, init_embedding
+from mmbench.models import ContentRecommender, ModalityProjector, Param, bpr_loss, init_embedding, l2, standardize
 
 
 class _ContentCosine(nn.Module):
@@ -82,26 +80,13 @@ class ContentCosine(ContentRecommender):
     """
 
     paper = "Pazzani & Billsus, The Adaptive Web 2007; Lops et al., RS Handbook 2011"
-
-    def __init__(self, embedding_dim: int = 64, profile: str = "mean", temperature: float = 0.1,
-                 lr: float = 1e-3, reg: float = 0.0, batch_size: int = 2048, epochs: int = 200,
-                 patience: int = 10, eval_every: int = 1):
-        self.embedding_dim = embedding_dim
-        self.profile = profile
-        self.temperature = temperature
-        self.lr = lr
-        self.reg = reg
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.eval_every = eval_every
+    embedding_dim = Param(64, ge=1, help="size of the projected content (and learned user) vectors")
+    profile = Param("mean", choices=("mean", "learned"), help="user = mean of their items' content, or free")
+    temperature = Param(0.1, gt=0.0, help="cosine scores are divided by it in the BPR loss")
 
     def build_module(self, data, features):
-        check_choice(self.profile, ("mean", "learned"), "profile", self)
         sums, counts = [], []
         if self.profile == "mean":
-            from mmbench.mm import standardize
-
             deg = np.bincount(data.user, minlength=data.n_users).astype(np.float32)
             user = torch.as_tensor(data.user, dtype=torch.long)
             item = torch.as_tensor(data.item, dtype=torch.long)
@@ -119,8 +104,6 @@ class ContentCosine(ContentRecommender):
                               sums, counts)
 
     def loss(self, batch):
-        from mmbench.nn import bpr_loss, l2
-
         u, i, j = batch
         m = self.module_
         eu = m.users(u, leave_out=i)

@@ -5,12 +5,10 @@ import torch
 from torch import nn
 
 from mmbench.errors import ConfigError
-from mmbench.mm import ModalityProjector
-from mmbench.nn import TorchRecommender, bpr_loss
-
-from ._graph import (CachedEmbeddings, bipartite_adjacency, degree_sensitive_sample, knn_indices, layer_mean,
-                     mix_graphs, propagate, sym_normalized, unique_edges)
-from .multimodal import CONTENT_MODALITIES, content_features
+from mmbench.models import (CONTENT_MODALITIES, CachedEmbeddings, ModalityProjector, Param, TorchRecommender,
+                            bpr_loss, select_features)
+from mmbench.models.graph import (bipartite_adjacency, degree_sensitive_sample, knn_indices, layer_mean, mix_graphs,
+                                  propagate, sym_normalized, unique_edges)
 
 
 def modality_weights(keys: list[str], image_weight: float) -> list[float]:
@@ -35,7 +33,7 @@ class _Freedom(nn.Module):
         self.content = ModalityProjector(features, feat_dim)
 
 
-class FREEDOM(CachedEmbeddings, TorchRecommender):
+class FREEDOM(CachedEmbeddings, TorchRecommender, epochs=1000, patience=20):
     """FREEDOM (Zhou & Shen, "A Tale of Two Graphs: Freezing and Denoising Graph Structures for
     Multimodal Recommendation", ACM MM 2023).
 
@@ -65,25 +63,16 @@ class FREEDOM(CachedEmbeddings, TorchRecommender):
 
     paper = "Zhou & Shen, ACM MM 2023"
     requires_any = CONTENT_MODALITIES
-
-    def __init__(self, embedding_dim: int = 64, feat_dim: int | None = None, knn_k: int = 10, n_mm_layers: int = 1,
-                 n_ui_layers: int = 2, image_weight: float = 0.1, dropout: float = 0.8, reg_weight: float = 1e-4,
-                 lr: float = 1e-3, batch_size: int = 2048, epochs: int = 1000, patience: int = 20,
-                 eval_every: int = 1, knn_chunk: int = 0):
-        self.embedding_dim = embedding_dim
-        self.feat_dim = feat_dim
-        self.knn_k = knn_k
-        self.n_mm_layers = n_mm_layers
-        self.n_ui_layers = n_ui_layers
-        self.image_weight = image_weight
-        self.dropout = dropout
-        self.reg_weight = reg_weight
-        self.lr = lr
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.eval_every = eval_every
-        self.knn_chunk = knn_chunk
+    embedding_dim = Param(64, ge=1, help="size of the user and item embeddings")
+    feat_dim = Param(None, type=int, ge=1, help="size of the projected features (None: embedding_dim, which it "
+                                                "must equal)")
+    knn_k = Param(10, ge=1, help="neighbours per item in each modality's kNN graph")
+    n_mm_layers = Param(1, ge=0, help="propagation layers over the item-item graph")
+    n_ui_layers = Param(2, ge=0, help="propagation layers over the user-item graph")
+    image_weight = Param(0.1, ge=0.0, le=1.0, help="weight of the image graphs (text and others share the rest)")
+    dropout = Param(0.8, ge=0.0, lt=1.0, help="share of user-item edges dropped each epoch (degree-sensitive)")
+    reg_weight = Param(1e-4, ge=0.0, help="weight of the user-vs-projected-feature BPR terms")
+    knn_chunk = Param(0, ge=0, help="rows per block when building kNN graphs (0: sized to memory)")
 
     # -- structure -----------------------------------------------------------------------
     def item_graph(self, features: dict, n_items: int):
@@ -104,7 +93,7 @@ class FREEDOM(CachedEmbeddings, TorchRecommender):
             # the auxiliary loss scores users' ID embeddings against projected features
             raise ConfigError(f"freedom: feat_dim ({feat_dim}) must equal embedding_dim ({self.embedding_dim})",
                               hint="leave feat_dim unset: it follows embedding_dim")
-        features = content_features(self, features, data.n_items)
+        features = select_features(type(self), features, n_items=data.n_items)
         self.edges_ = unique_edges(data.user, data.item, data.n_items, device=self.device_)
         self.adj_ = bipartite_adjacency(*self.edges_, data.n_users, data.n_items)
         self.mm_adj_ = self.item_graph(features, data.n_items)
@@ -130,7 +119,6 @@ class FREEDOM(CachedEmbeddings, TorchRecommender):
         return self.embeddings(self.adj_)
 
     def loss(self, batch):
-        self.invalidate()
         u, i, j = batch
         users, items = self.embeddings(self.train_adj_)
         eu = users[u]

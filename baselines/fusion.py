@@ -12,9 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmbench.mm import ModalityProjector, standardize
-
-from .multimodal import MISSING_MODES, ContentRecommender, RatingTask, UserDotItem, check_choice, init_embedding
+from mmbench.models import (MISSING_MODES, ContentRecommender, ModalityProjector, Param, RatingTask, UserDotItem,
+                            init_embedding, standardize)
 
 #: ranx fusion methods that need no training data (the model never sees validation labels)
 RANK_FUSION_METHODS = ("rrf", "isr", "log_isr", "logn_isr", "sum", "max", "min", "med", "anz", "mnz", "gmnz",
@@ -160,43 +159,34 @@ class EarlyFusion(ContentRecommender):
     """
 
     paper = "Atrey et al., Multimedia Systems 2010; Baltrušaitis et al., TPAMI 2019"
-
-    def __init__(self, embedding_dim: int = 64, hidden_dim: int = 256, dropout: float = 0.1, use_id: bool = True,
-                 missing: str = "embed", lr: float = 1e-3, reg: float = 0.0, batch_size: int = 2048,
-                 epochs: int = 200, patience: int = 10, eval_every: int = 1):
-        self.embedding_dim = embedding_dim
-        self.hidden_dim = hidden_dim
-        self.dropout = dropout
-        self.use_id = use_id
-        self.missing = missing
-        self.lr = lr
-        self.reg = reg
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.eval_every = eval_every
+    embedding_dim = Param(64, ge=1, help="size of the user and item vectors")
+    hidden_dim = Param(256, ge=1, help="units of the item tower's hidden layer")
+    dropout = Param(0.1, ge=0.0, lt=1.0, help="dropout in the item tower")
+    use_id = Param(True, help="feed the item's ID embedding to the tower with its content")
+    missing = Param("embed", choices=MISSING_MODES, help="a missing row: a learned vector (embed) or zeros (drop)")
 
     def build_module(self, data, features):
-        check_choice(self.missing, MISSING_MODES, "missing", self)
         return _EarlyFusion(features, data.n_users, data.n_items, self.embedding_dim, self.hidden_dim,
                             self.dropout, self.missing, self.use_id)
 
 
-class EarlyFusionRating(RatingTask, EarlyFusion):
+class EarlyFusionRating(RatingTask, EarlyFusion, embedding_dim=32, hidden_dim=128, lr=5e-3, reg=0.05,
+                        batch_size=1024, epochs=100, patience=5):
     """Early fusion for explicit ratings (the rating track): r_ui = mu + b_u + b_i +
     p_u . MLP([content; ID]), squared loss, L2 on the batch's vectors and biases (``reg``),
     early stopping on validation RMSE. Defaults as ``mf`` (lr 5e-3, reg 0.05, batch 1024)
     with the early-fusion tower (32-d, 128 hidden units)."""
 
-    def __init__(self, embedding_dim: int = 32, hidden_dim: int = 128, dropout: float = 0.1, use_id: bool = True,
-                 missing: str = "embed", lr: float = 5e-3, reg: float = 0.05, batch_size: int = 1024,
-                 epochs: int = 100, patience: int = 5, eval_every: int = 1):
-        super().__init__(embedding_dim, hidden_dim, dropout, use_id, missing, lr, reg, batch_size, epochs,
-                         patience, eval_every)
-
 
 class _FusionScoring:
     """Shared by late and hybrid fusion: the learned weights, and optional rank-level fusion."""
+
+    embedding_dim = Param(64, ge=1, help="size of each scorer's user and item vectors")
+    use_id = Param(True, help="add an ID scorer (plain MF) to the content scorers")
+    missing = Param("drop", choices=MISSING_MODES, help="a missing row: scores 0 (drop) or a learned vector (embed)")
+    rank_fusion = Param(None, type=str, choices=RANK_FUSION_METHODS, nullable=True,
+                        help="fuse the scorers' rankings with this ranx method instead of summing scores")
+    fusion_depth = Param(100, ge=1, help="items per scorer's ranking that rank fusion sees")
 
     def fusion_weights(self) -> dict[str, float]:
         """Learned weight of each scorer (they average to 1)."""
@@ -206,7 +196,6 @@ class _FusionScoring:
     def build(self, data, features):
         module = super().build(data, features)
         if self.rank_fusion is not None:
-            check_choice(self.rank_fusion, RANK_FUSION_METHODS, "rank_fusion", self)
             indptr, indices = data.csr
             self.train_csr_ = (torch.as_tensor(indptr, device=self.device_),
                                torch.as_tensor(indices, device=self.device_))
@@ -304,23 +293,7 @@ class LateFusion(_FusionScoring, ContentRecommender):
 
     paper = "Atrey et al., Multimedia Systems 2010; Cormack et al., SIGIR 2009 (RRF)"
 
-    def __init__(self, embedding_dim: int = 64, use_id: bool = True, missing: str = "drop",
-                 rank_fusion: str | None = None, fusion_depth: int = 100, lr: float = 1e-3, reg: float = 0.0,
-                 batch_size: int = 2048, epochs: int = 200, patience: int = 10, eval_every: int = 1):
-        self.embedding_dim = embedding_dim
-        self.use_id = use_id
-        self.missing = missing
-        self.rank_fusion = rank_fusion
-        self.fusion_depth = fusion_depth
-        self.lr = lr
-        self.reg = reg
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.eval_every = eval_every
-
     def build_module(self, data, features):
-        check_choice(self.missing, MISSING_MODES, "missing", self)
         return _Scorers(features, data.n_users, data.n_items, self.embedding_dim, early=False, late=True,
                         use_id=self.use_id, missing=self.missing)
 
@@ -336,26 +309,9 @@ class HybridFusion(_FusionScoring, ContentRecommender):
     """
 
     paper = "Atrey et al., Multimedia Systems 2010"
-
-    def __init__(self, embedding_dim: int = 64, hidden_dim: int = 256, dropout: float = 0.1, use_id: bool = True,
-                 missing: str = "drop", rank_fusion: str | None = None, fusion_depth: int = 100, lr: float = 1e-3,
-                 reg: float = 0.0, batch_size: int = 2048, epochs: int = 200, patience: int = 10,
-                 eval_every: int = 1):
-        self.embedding_dim = embedding_dim
-        self.hidden_dim = hidden_dim
-        self.dropout = dropout
-        self.use_id = use_id
-        self.missing = missing
-        self.rank_fusion = rank_fusion
-        self.fusion_depth = fusion_depth
-        self.lr = lr
-        self.reg = reg
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.eval_every = eval_every
+    hidden_dim = Param(256, ge=1, help="units of the early-fused scorer's hidden layer")
+    dropout = Param(0.1, ge=0.0, lt=1.0, help="dropout in the early-fused scorer")
 
     def build_module(self, data, features):
-        check_choice(self.missing, MISSING_MODES, "missing", self)
         return _Scorers(features, data.n_users, data.n_items, self.embedding_dim, early=True, late=True,
                         use_id=self.use_id, missing=self.missing, hidden=self.hidden_dim, dropout=self.dropout)

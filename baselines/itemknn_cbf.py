@@ -4,10 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mmbench.mm import standardize
-from mmbench.models import Recommender
-
-from .multimodal import CONTENT_MODALITIES, check_choice, content_features
+from mmbench.models import CONTENT_MODALITIES, Param, Recommender, resolve_device, select_features, standardize
 
 
 def content_matrix(features: dict, how: str = "standard") -> np.ndarray:
@@ -50,19 +47,12 @@ class ItemKNNCBF(Recommender):
     paper = "Ferrari Dacrema et al., RecSys 2019; Lops et al., RS Handbook 2011"
     requires_any = CONTENT_MODALITIES
 
-    def __init__(self, k: int = 50, normalize: str = "standard"):
-        self.k = k
-        self.normalize = normalize
+    k = Param(50, ge=1, help="neighbours kept per item")
+    normalize = Param("standard", choices=("standard", "l2", "none"), help="scaling of each feature key's columns")
 
-    def fit(self, data, features=None, *, seed: int = 0, device: str = "cpu", validator=None):
-        from mmbench.errors import ConfigError
-        from mmbench.train import resolve_device
-
-        check_choice(self.normalize, ("standard", "l2", "none"), "normalize", self)
-        if int(self.k) < 1:
-            raise ConfigError(f"k must be >= 1, got {self.k}", where="model itemknn-cbf")
+    def fit(self, data, features=None, *, seed: int = 0, device: str = "cpu", context=None):
         self.device_ = resolve_device(device)
-        feats = content_features(self, features, data.n_items)
+        feats = select_features(type(self), features or {}, n_items=data.n_items)
         self.feature_keys_ = sorted(feats)
         x = torch.as_tensor(content_matrix(feats, self.normalize), device=self.device_)
         self.sim_ = self._neighbours(x, min(int(self.k), max(data.n_items - 1, 1)))

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from mmbench.nn import TorchRecommender, bpr_loss, l2
-
-from ._graph import CachedEmbeddings, bipartite_adjacency, layer_mean, unique_edges
+from mmbench.models import CachedEmbeddings, Param, TorchRecommender, bpr_loss, l2
+from mmbench.models.graph import bipartite_adjacency, layer_mean, unique_edges
 
 
 class _Ego(nn.Module):
@@ -16,7 +15,7 @@ class _Ego(nn.Module):
         nn.init.xavier_uniform_(self.ego.weight)
 
 
-class LightGCN(CachedEmbeddings, TorchRecommender):
+class LightGCN(CachedEmbeddings, TorchRecommender, batch_size=1024, epochs=1000, patience=50):
     """LightGCN (He, Deng, Wang, Li, Zhang & Wang, "LightGCN: Simplifying and Powering Graph
     Convolution Network for Recommendation", SIGIR 2020).
 
@@ -36,17 +35,9 @@ class LightGCN(CachedEmbeddings, TorchRecommender):
     """
 
     paper = "He et al., SIGIR 2020"
-
-    def __init__(self, embedding_dim: int = 64, n_layers: int = 3, reg: float = 1e-4, lr: float = 1e-3,
-                 batch_size: int = 1024, epochs: int = 1000, patience: int = 50, eval_every: int = 1):
-        self.embedding_dim = embedding_dim
-        self.n_layers = n_layers
-        self.reg = reg
-        self.lr = lr
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.eval_every = eval_every
+    embedding_dim = Param(64, ge=1, help="size of the layer-0 (ego) embeddings")
+    n_layers = Param(3, ge=0, help="K: propagation layers")
+    reg = Param(1e-4, ge=0.0, help="L2 on the batch's ego embeddings (1/2 reg |e|^2 / batch)")
 
     def build(self, data, features):
         u, i = unique_edges(data.user, data.item, data.n_items)
@@ -59,7 +50,6 @@ class LightGCN(CachedEmbeddings, TorchRecommender):
         return out[:m.n_users], out[m.n_users:]
 
     def loss(self, batch):
-        self.invalidate()
         u, i, j = batch
         users, items = self.final_embeddings()
         eu, ei, ej = users[u], items[i], items[j]

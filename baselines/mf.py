@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmbench.nn import TorchRecommender
+from mmbench.models import Param, TorchRecommender, rating_batches
 
 
 class _BiasedMF(nn.Module):
@@ -24,7 +24,7 @@ class _BiasedMF(nn.Module):
         return self.mean + self.user_bias(u).squeeze(-1) + self.item_bias(i).squeeze(-1) + (self.user(u) * self.item(i)).sum(-1)
 
 
-class MF(TorchRecommender):
+class MF(TorchRecommender, lr=5e-3, batch_size=1024, epochs=100, patience=5):
     """Biased MF (Koren, Bell & Volinsky, "Matrix Factorization Techniques for Recommender
     Systems", IEEE Computer 2009): r_ui = mu + b_u + b_i + p_u . q_i, squared loss with L2
     on the batch's factors and biases, Adam. Predicts ratings (RMSE/MAE) and ranks items
@@ -33,27 +33,15 @@ class MF(TorchRecommender):
 
     task = "rating"
     paper = "Koren et al., IEEE Computer 2009"
-
-    def __init__(self, embedding_dim: int = 32, lr: float = 5e-3, reg: float = 0.05, batch_size: int = 1024,
-                 epochs: int = 100, patience: int = 5, eval_every: int = 1):
-        self.embedding_dim = embedding_dim
-        self.lr = lr
-        self.reg = reg
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.eval_every = eval_every
+    embedding_dim = Param(32, ge=1, help="size of the user and item factors")
+    reg = Param(0.05, ge=0.0, help="L2 weight on the batch's factors and biases")
 
     def build(self, data, features):
         self.ratings_t_ = torch.as_tensor(data.rating, dtype=torch.float32, device=self.device_)
         return _BiasedMF(data.n_users, data.n_items, self.embedding_dim, float(data.rating.mean()))
 
     def batches(self, data, epoch):
-        n = len(data)
-        perm = torch.randperm(n, generator=self.generator_).to(self.users_t_.device)
-        for s in range(0, n, self.batch_size):
-            idx = perm[s:s + self.batch_size]
-            yield self.users_t_[idx], self.items_t_[idx], self.ratings_t_[idx]
+        return rating_batches(self, data)
 
     def loss(self, batch):
         u, i, r = batch

@@ -14,11 +14,8 @@ class Pop(Recommender):
 
     paper = "non-personalised baseline"
 
-    def __init__(self):
-        pass
-
-    def fit(self, data, features=None, *, seed=0, device="cpu", validator=None):
-        from mmbench.train import resolve_device
+    def fit(self, data, features=None, *, seed=0, device="cpu", context=None):
+        from mmbench.models import resolve_device
 
         self.device_ = resolve_device(device)
         counts = torch.as_tensor(data.item_popularity(), dtype=torch.float32, device=self.device_)

@@ -5,10 +5,9 @@ import torch
 from torch import nn
 
 from mmbench.errors import ConfigError
-from mmbench.mm import ModalityProjector
+from mmbench.models import MISSING_MODES, ContentRecommender, ModalityProjector, Param, UserDotItem, init_embedding
 
 from .fusion import mlp
-from .multimodal import MISSING_MODES, ContentRecommender, UserDotItem, check_choice, init_embedding
 
 MAX_FUSED = 1 << 17  # width of the flattened outer product we accept
 
@@ -58,25 +57,14 @@ class TensorFusion(ContentRecommender):
     """
 
     paper = "Zadeh et al., EMNLP 2017"
-
-    def __init__(self, embedding_dim: int = 64, proj_dim: int = 8, hidden_dim: int = 128, dropout: float = 0.15,
-                 missing: str = "drop", use_id: bool = True, lr: float = 1e-3, reg: float = 0.0,
-                 batch_size: int = 2048, epochs: int = 200, patience: int = 10, eval_every: int = 1):
-        self.embedding_dim = embedding_dim
-        self.proj_dim = proj_dim
-        self.hidden_dim = hidden_dim
-        self.dropout = dropout
-        self.missing = missing
-        self.use_id = use_id
-        self.lr = lr
-        self.reg = reg
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.eval_every = eval_every
+    embedding_dim = Param(64, ge=1, help="size of the user and item vectors")
+    proj_dim = Param(8, ge=1, help="size of each modality's projection before the outer product")
+    hidden_dim = Param(128, ge=1, help="units of the post-fusion layer")
+    dropout = Param(0.15, ge=0.0, lt=1.0, help="dropout in the post-fusion network")
+    missing = Param("drop", choices=MISSING_MODES, help="a missing row: zero (drop) or a learned vector (embed)")
+    use_id = Param(True, help="add the item's ID embedding to the fused content")
 
     def build_module(self, data, features):
-        check_choice(self.missing, MISSING_MODES, "missing", self)
         width = (self.proj_dim + 1) ** len(features)
         if width > MAX_FUSED:
             raise ConfigError(f"the outer product of {len(features)} features at proj_dim={self.proj_dim} is "

@@ -4,9 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmbench.mm import ModalityProjector
-
-from .multimodal import ContentRecommender, RatingTask, init_embedding
+from mmbench.models import ContentRecommender, ModalityProjector, Param, RatingTask, init_embedding
 
 
 class _VBPR(nn.Module):
@@ -51,7 +49,7 @@ class _VBPR(nn.Module):
                 self.beta_item(i), self.beta_item(j)]
 
 
-class VBPR(ContentRecommender):
+class VBPR(ContentRecommender, reg=1e-4):
     """VBPR (He & McAuley, "VBPR: Visual Bayesian Personalized Ranking from Implicit
     Feedback", AAAI 2016): BPR-MF whose items also carry ``E f_i``, a learned linear
     projection of their content features, and a content bias ``beta' . f_i``.
@@ -67,23 +65,14 @@ class VBPR(ContentRecommender):
     """
 
     paper = "He & McAuley, AAAI 2016"
-
-    def __init__(self, embedding_dim: int = 10, content_dim: int = 10, lr: float = 1e-3, reg: float = 1e-4,
-                 batch_size: int = 2048, epochs: int = 200, patience: int = 10, eval_every: int = 1):
-        self.embedding_dim = embedding_dim
-        self.content_dim = content_dim
-        self.lr = lr
-        self.reg = reg
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.eval_every = eval_every
+    embedding_dim = Param(10, ge=1, help="K: size of the ID factors")
+    content_dim = Param(10, ge=1, help="K': size of the content factors (projection of the features)")
 
     def build_module(self, data, features):
         return _VBPR(features, data.n_users, data.n_items, self.embedding_dim, self.content_dim, None)
 
 
-class VBPRRating(RatingTask, VBPR):
+class VBPRRating(RatingTask, VBPR, lr=5e-3, reg=0.05, batch_size=1024, epochs=100, patience=5):
     """Content-aware biased MF for explicit ratings (the rating track): Koren et al.'s biased
     MF (IEEE Computer 2009) with VBPR's content factors (He & McAuley, AAAI 2016):
     r_ui = mu + b_u + b_i + beta' . f_i + gamma_u . gamma_i + theta_u . (E f_i),
@@ -94,10 +83,6 @@ class VBPRRating(RatingTask, VBPR):
     """
 
     paper = "He & McAuley, AAAI 2016; Koren et al., IEEE Computer 2009"
-
-    def __init__(self, embedding_dim: int = 10, content_dim: int = 10, lr: float = 5e-3, reg: float = 0.05,
-                 batch_size: int = 1024, epochs: int = 100, patience: int = 5, eval_every: int = 1):
-        super().__init__(embedding_dim, content_dim, lr, reg, batch_size, epochs, patience, eval_every)
 
     def build_module(self, data, features):
         return _VBPR(features, data.n_users, data.n_items, self.embedding_dim, self.content_dim, 0.01,

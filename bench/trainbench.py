@@ -57,6 +57,7 @@ class _Stop(Exception):
 
 def mmbench_curve(split, view, params: dict, seed: int, *, max_epochs: int, budget_s: float,
                   stop_at: float | None = None, model: str = "bpr") -> Curve:
+    from mmbench.models import FitContext
     from mmbench_baselines.bpr import BPR
     from mmbench_baselines.bpr_sgd import BPRSGD
 
@@ -65,25 +66,22 @@ def mmbench_curve(split, view, params: dict, seed: int, *, max_epochs: int, budg
     data = split.train_data()
     state = {"eval": 0.0, "last": None}
 
-    class Recorder:
-        higher_is_better = True
-
-        def __call__(self, model):
-            t_in = time.perf_counter()
-            train_s = t_in - state["t0"] - state["eval"]
-            curve.epoch_seconds.append(train_s - (state["last"] or 0.0))
-            state["last"] = train_s
-            v = valid_ndcg(model.score, view)
-            curve.epochs.append((len(curve.epochs) + 1, train_s, v))
-            state["eval"] += time.perf_counter() - t_in
-            if train_s > budget_s or (stop_at is not None and v >= stop_at):
-                raise _Stop
-            return v
+    def record(model):
+        t_in = time.perf_counter()
+        train_s = t_in - state["t0"] - state["eval"]
+        curve.epoch_seconds.append(train_s - (state["last"] or 0.0))
+        state["last"] = train_s
+        v = valid_ndcg(model.score, view)
+        curve.epochs.append((len(curve.epochs) + 1, train_s, v))
+        state["eval"] += time.perf_counter() - t_in
+        if train_s > budget_s or (stop_at is not None and v >= stop_at):
+            raise _Stop
+        return v
 
     est = cls(**{**params, "epochs": max_epochs, "patience": max_epochs})
     state["t0"] = time.perf_counter()
     try:
-        est.fit(data, seed=seed, validator=Recorder())
+        est.fit(data, seed=seed, context=FitContext(record, progress=False))
     except _Stop:
         pass
     return curve

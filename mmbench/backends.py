@@ -198,7 +198,7 @@ def suite_runner(backend: str = "local", *, workers: int | None = None, address:
 
         from .errors import TrainingError
         from .suite import run_jobs_local
-        from .train import resolve_device
+        from .models.training import resolve_device
 
         where = resolve_device(device) if device == "auto" else device  # sizes the pool / asks Ray for GPUs
         if backend == "local" and pool_size(len(todo), workers, where)[0] == 1:

@@ -6,8 +6,9 @@ model a few times on a tiny synthetic multimodal dataset (built in a temporary
 batches, where the model has such parameters) and returns one :class:`CheckResult` per
 contract clause:
 
-- ``params``: ``__init__`` takes explicit keyword parameters with defaults; get_params /
-  set_params / clone round-trip; the parameters serialise for the run record;
+- ``params``: hyper-parameters are declared (``Param``, or explicit keyword parameters
+  with defaults); get_params / set_params / clone round-trip; they serialise for the run
+  record;
 - ``fit returns self``;
 - ``inputs not mutated``: the training arrays and feature matrices are unchanged by fit;
 - ``score shape``: a float tensor (b, n_items), a fresh tensor each call;
@@ -23,7 +24,6 @@ contract clause:
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import tempfile
 import traceback
@@ -121,7 +121,15 @@ def check_models(models, *, params: dict | None = None, **kwargs) -> list[CheckR
 
 
 def _param_names(cls) -> list[str]:
-    return cls.param_names() if hasattr(cls, "param_names") else []
+    """The declared parameter names ([] when the declaration is broken: the ``params``
+    check reports that)."""
+    from .errors import MMBenchError
+    from .models import model_params
+
+    try:
+        return list(model_params(cls))
+    except MMBenchError:
+        return []
 
 
 @contextlib.contextmanager
@@ -172,15 +180,15 @@ class _Checker:
         return False
 
     def params(self) -> dict:
-        names = self.cls.param_names() if hasattr(self.cls, "param_names") else []
+        names = _param_names(self.cls)
         p = {k: v for k, v in FAST_PARAMS.items() if k in names}
         p.update(self.given)
         return p
 
     def features(self):
-        from .runner import select_features
+        from .runner import dataset_features
 
-        return select_features(self.cls, self.ds, None)
+        return dataset_features(self.cls, self.ds, None)
 
     def fit(self, features=None, params=None):
         m = self.cls(**(self.params() if params is None else params))
@@ -220,21 +228,18 @@ class _Checker:
 
     def check_params(self):
         from .io import hash_params
+        from .models import model_params
 
-        sig = inspect.signature(self.cls.__init__)
-        inherited = self.cls.__init__ is object.__init__  # no hyper-parameters at all
-        for p in [] if inherited else list(sig.parameters.values())[1:]:
-            _require(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY),
-                     f"__init__ takes *args/**kwargs ({p.name}); use explicit keyword parameters")
-            _require(p.default is not p.empty, f"parameter {p.name!r} has no default")
+        declared = model_params(self.cls)  # raises for an __init__ parameter without a default
         params = self.params()
         m = self.cls(**params)
         got = m.get_params()
-        _require(set(got) == set(self.cls.param_names()), f"get_params keys {sorted(got)} != __init__ parameters")
-        expected = {**self.cls.default_params(), **params}
+        _require(list(got) == list(declared), f"get_params keys {sorted(got)} != declared parameters "
+                                              f"{sorted(declared)}")
+        expected = {**{k: p.default for k, p in declared.items()}, **params}
         for k, v in expected.items():
             _require(got[k] == v, f"get_params()[{k!r}] = {got[k]!r}, but {v!r} was given or is the default "
-                                  f"(__init__ must store parameters unchanged)")
+                                  f"(the constructor must store parameters unchanged)")
         _require(m.clone().get_params() == got, "clone() has different parameters")
         m.set_params(**got)
         _require(m.get_params() == got, "set_params(**get_params()) changed the parameters")
@@ -242,6 +247,7 @@ class _Checker:
             hash_params(got)
         except (TypeError, ValueError) as e:
             raise CheckFailed(f"parameters do not serialise to JSON for the run record: {e}") from None
+        return f"{len(declared)} declared"
 
     def check_fit(self):
         train = self.ds.train_data()

@@ -2,9 +2,9 @@
 
 The package registers its model through the ``mmbench.models`` entry point, exactly like
 the built-in baselines, so ``mmbench run -m NAME``, suites and leaderboards use it once it
-is installed. The skeleton is a small working model (BPR-trained ID embeddings, plus a
-projection of item content when the dataset has features) so that ``mmbench check NAME``
-passes before any change; its test runs that check.
+is installed. The skeleton is a small working multimodal model on :mod:`mmbench.models`
+(BPR-trained ID embeddings plus a projection of each item's content features) so that
+``mmbench check NAME`` passes before any change; its test runs that check.
 """
 from __future__ import annotations
 
@@ -47,15 +47,18 @@ README = '''# {dist}
 pip install -e .                 # registers the entry point `{name}`
 mmbench models list              # {name} appears with this distribution and version
 mmbench check {name}             # the conformance checks every submission passes
+mmbench features build-defaults -d ml-100k   # the skeleton reads item content (MiniLM text)
 mmbench run -m {name} -d ml-100k --seed 0
 pytest tests                     # runs `mmbench check {name}`
 ```
 
-Edit `{package}/model.py`: keep `__init__` to explicit keyword hyper-parameters with
-defaults (they are recorded and hashed), `fit(...)` returns `self`, `score(users)` returns
-a fresh `(len(users), n_items)` tensor. Declare the modalities the model needs in
-`requires` (e.g. `("text",)`), those it can use in `uses`, and in `requires_any` a group of
-which it needs at least one.
+Edit `{package}/model.py`: declare each hyper-parameter once as a class attribute
+(`name = Param(default, ge=..., choices=..., help="...")`; they are validated, recorded and
+hashed), `fit(...)` returns `self`, `score(users)` returns a fresh `(len(users), n_items)`
+tensor. Declare the modalities the model needs in `requires` (e.g. `("text",)`), those it
+can use in `uses`, and in `requires_any` a group of which it needs at least one (the
+skeleton, a `ContentRecommender`, needs at least one of text/image/audio/video: run
+`mmbench features build-defaults -d ml-100k` before `mmbench run`).
 
 See docs/submitting.md in mmbench for what a leaderboard submission contains.
 '''
@@ -63,67 +66,42 @@ See docs/submitting.md in mmbench for what a leaderboard submission contains.
 MODEL = '''"""{cls}: TODO describe the method (paper, what it learns, which modalities it uses)."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from mmbench.nn import TorchRecommender, bpr_loss, l2
+from mmbench.models import ContentRecommender, ModalityProjector, Param, UserDotItem, init_embedding
 
 
-class _Net(nn.Module):
-    def __init__(self, n_users, n_items, dim, features):
+class _Net(UserDotItem, nn.Module):
+    """Two towers whose dot product is the score: a user embedding, and an item vector =
+    the item's ID embedding + the mean of its projected content features (one projection
+    per feature key; a row the feature store marks missing gets a learned embedding)."""
+
+    def __init__(self, features, n_users, n_items, dim):
         super().__init__()
-        self.user = nn.Embedding(n_users, dim)
-        self.item = nn.Embedding(n_items, dim)
-        nn.init.xavier_normal_(self.user.weight)
-        nn.init.xavier_normal_(self.item.weight)
-        self.content = None
-        if features:  # one projection per feature key; missing rows get a learned embedding
-            from mmbench.mm import ModalityProjector
+        self.user = init_embedding(n_users, dim)
+        self.id = init_embedding(n_items, dim)
+        self.content = ModalityProjector(features, dim)
 
-            self.content = ModalityProjector(features, dim)
-
-    def items(self, idx=None):
-        e = self.item.weight if idx is None else self.item(idx)
-        if self.content is not None:
-            c, _ = self.content(idx)
-            e = e + c.mean(0)
-        return e
+    def items(self, i=None):  # i=None: every item
+        emb, _present = self.content(i)  # (n_keys, n, dim), (n_keys, n)
+        return self.with_id(emb.mean(0), i), None  # item vectors, no item bias
 
 
-class {cls}(TorchRecommender):
+class {cls}(ContentRecommender, epochs=50, patience=5, reg=1e-4):
     """TODO: one paragraph on the method and its reference.
 
-    The skeleton learns user and item embeddings with BPR; when the dataset has item
-    content (text, image or audio features) each item also gets a projection of it.
+    The skeleton is a content-aware MF trained with BPR: items are their ID embedding plus a
+    projection of their content (any non-empty subset of text, image, audio, video
+    features). ContentRecommender brings the training loop (Adam, early stopping on
+    validation), the BPR loss with L2 (``reg``) on ``penalized`` embeddings, the check that
+    the dataset has content, and single-matmul scoring with a cached item table.
     """
 
-    task = "ranking"
-    requires = ()  # modalities that must be present, e.g. ("text",)
-    uses = ("text", "image", "audio")  # modalities used when present
     paper = ""
+    embedding_dim = Param(32, ge=1, help="size of the user and item vectors")
 
-    def __init__(self, embedding_dim: int = 32, lr: float = 1e-3, reg: float = 1e-4, batch_size: int = 2048,
-                 epochs: int = 50, patience: int = 5, eval_every: int = 1):
-        self.embedding_dim = embedding_dim
-        self.lr = lr
-        self.reg = reg
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.eval_every = eval_every
-
-    def build(self, data, features):
-        return _Net(data.n_users, data.n_items, self.embedding_dim, features)
-
-    def loss(self, batch):
-        u, i, j = batch
-        m = self.module_
-        eu, ei, ej = m.user(u), m.items(i), m.items(j)
-        return bpr_loss((eu * ei).sum(1), (eu * ej).sum(1)) + self.reg * l2(eu, ei, ej)
-
-    def score_module(self, users):
-        m = self.module_
-        return m.user(users) @ m.items().T
+    def build_module(self, data, features):
+        return _Net(features, data.n_users, data.n_items, self.embedding_dim)
 '''
 
 INIT = '''"""{dist}: the `{name}` model for mmbench."""

@@ -64,14 +64,10 @@ def ml100k():
 
 
 class _Valid:
-    """Validation NDCG@10 (the harness's Validator), optionally failing at one call."""
+    """Validation NDCG@10 (what the harness's context computes), optionally failing at one call."""
 
-    higher_is_better = True
-
-    def __init__(self, ds, fail_at=None, checkpoint=None, resume=False):
+    def __init__(self, ds, fail_at=None):
         self.ds, self.fail_at, self.calls = ds, fail_at, 0
-        if checkpoint is not None:
-            self.checkpoint, self.resume, self.checkpoint_key = checkpoint, resume, "k"
 
     def __call__(self, model):
         from mmbench.evaluate.ranking import evaluate_ranking
@@ -82,6 +78,12 @@ class _Valid:
         return evaluate_ranking(model.score, self.ds, "valid", ["ndcg@10"], beyond_accuracy=False).metrics["ndcg@10"]
 
 
+def _context(ds, fail_at=None, checkpoint=None, resume=False):
+    from mmbench.models import FitContext
+
+    return FitContext(_Valid(ds, fail_at), checkpoint=checkpoint, checkpoint_key="k", resume=resume)
+
+
 def test_deterministic_resumable_and_as_good_as_adam_bpr(ml100k, tmp_path):
     from mmbench.evaluate.ranking import evaluate_ranking
     from mmbench_baselines.bpr import BPR
@@ -89,20 +91,20 @@ def test_deterministic_resumable_and_as_good_as_adam_bpr(ml100k, tmp_path):
 
     data = ml100k.train_data()
     users = torch.arange(ml100k.n_users)
-    ref = BPRSGD(epochs=8, patience=100).fit(data, seed=3, validator=_Valid(ml100k))
+    ref = BPRSGD(epochs=8, patience=100).fit(data, seed=3, context=_context(ml100k))
     # the same seed and validator: identical parameters, history and scores
-    twin = BPRSGD(epochs=8, patience=100).fit(data, seed=3, validator=_Valid(ml100k))
+    twin = BPRSGD(epochs=8, patience=100).fit(data, seed=3, context=_context(ml100k))
     assert twin.fit_info_["history"] == ref.fit_info_["history"]
     assert torch.equal(twin.score(users), ref.score(users))
-    other = BPRSGD(epochs=8, patience=100).fit(data, seed=4, validator=_Valid(ml100k))
+    other = BPRSGD(epochs=8, patience=100).fit(data, seed=4, context=_context(ml100k))
     assert not torch.equal(other.score(users), ref.score(users))
 
     # killed during epoch 5's validation, resumed from the epoch-4 checkpoint: the same run
     ckpt = tmp_path / "run.ckpt"
     with pytest.raises(KeyboardInterrupt):
-        BPRSGD(epochs=8, patience=100).fit(data, seed=3, validator=_Valid(ml100k, fail_at=5, checkpoint=ckpt))
+        BPRSGD(epochs=8, patience=100).fit(data, seed=3, context=_context(ml100k, fail_at=5, checkpoint=ckpt))
     resumed = BPRSGD(epochs=8, patience=100).fit(data, seed=3,
-                                                 validator=_Valid(ml100k, checkpoint=ckpt, resume=True))
+                                                 context=_context(ml100k, checkpoint=ckpt, resume=True))
     assert resumed.fit_info_["resumed_from"] == 4
     assert resumed.fit_info_["history"] == ref.fit_info_["history"]
     assert torch.equal(resumed.score(users), ref.score(users))
@@ -112,7 +114,7 @@ def test_deterministic_resumable_and_as_good_as_adam_bpr(ml100k, tmp_path):
         return evaluate_ranking(m.score, ml100k, "valid", ["ndcg@10"], beyond_accuracy=False).metrics["ndcg@10"]
 
     pop = ndcg(Pop().fit(data, seed=0))
-    adam = ndcg(BPR(batch_size=16384, lr=0.02, epochs=8, patience=100).fit(data, seed=3, validator=_Valid(ml100k)))
+    adam = ndcg(BPR(batch_size=16384, lr=0.02, epochs=8, patience=100).fit(data, seed=3, context=_context(ml100k)))
     assert ref.fit_info_["best_valid"] > pop + 0.05
     assert ref.fit_info_["best_valid"] > adam - 0.01, (ref.fit_info_["best_valid"], adam)
 

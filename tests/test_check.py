@@ -27,7 +27,7 @@ class Good(Recommender):
     def __init__(self, jitter: float = 0.1):
         self.jitter = jitter
 
-    def fit(self, data, features=None, *, seed=0, device="cpu", validator=None):
+    def fit(self, data, features=None, *, seed=0, device="cpu", context=None):
         g = torch.Generator().manual_seed(seed)
         pop = torch.as_tensor(data.item_popularity(), dtype=torch.float32)
         self.scores_ = pop + self.jitter * torch.rand(data.n_items, generator=g)
@@ -206,15 +206,15 @@ def test_failure_details_say_what_to_fix(tiny):
 
 
 def test_requires_any_is_refused_before_training(tiny):
-    """select_features (used by `mmbench run` and suites) names the missing group; features
+    """dataset_features (used by `mmbench run` and suites) names the missing group; features
     of modalities outside the declaration are never handed over."""
-    from mmbench.runner import select_features
+    from mmbench.runner import dataset_features
 
-    got = select_features(AnyContentClearError, tiny, None)
+    got = dataset_features(AnyContentClearError, tiny, None)
     assert got and {f.modality for f in got.values()} <= {"text", "image"}
     audio_only = [k for k in tiny.features.keys() if k.startswith("audio/")]
-    with pytest.raises(ConfigError, match=r"image or text"):
-        select_features(AnyContentClearError, tiny, audio_only)
+    with pytest.raises(ConfigError, match=r"needs at least one content feature \(image, text\)"):
+        dataset_features(AnyContentClearError, tiny, audio_only)
     by_check = {r.check: r for r in check_model(AnyContentClearError, dataset=tiny)}
     assert "clear error without any of image/text" in by_check["modalities"].detail
 
@@ -243,7 +243,7 @@ def test_cli_check_table_and_exit_code(tmp_path):
     broken.write_text(
         "import torch\nfrom mmbench.models import Recommender\n\n"
         "class NotSelf(Recommender):\n"
-        "    def fit(self, data, features=None, *, seed=0, device='cpu', validator=None):\n"
+        "    def fit(self, data, features=None, *, seed=0, device='cpu', context=None):\n"
         "        self.n_ = data.n_items\n"
         "    def score(self, users):\n"
         "        return torch.zeros(len(users), self.n_)\n")

@@ -1,5 +1,6 @@
 """End to end through the real console command, on the embedded ml-100k with few epochs."""
 import json
+import re
 import shutil
 
 import pytest
@@ -107,7 +108,11 @@ def test_models_info_states_modalities_and_defaults(env):
     out = run_cli("models", "info", "freedom", env=env).stdout
     assert "paper: Zhou & Shen, ACM MM 2023" in out
     assert "modalities: requires any of text, image, audio, video" in out
-    assert "  knn_k = 10\n" in out and "  feat_dim = None\n" in out
+    rows = {line.split()[0]: line for line in out.split("parameters:\n")[1].split("\n\n")[0].splitlines()}
+    assert re.fullmatch(r"  knn_k\s+= 10\s+int >= 1\s+neighbours per item.*", rows["knn_k"])
+    assert re.fullmatch(r"  feat_dim\s+= None\s+int >= 1 or None\s+size of the projected features.*", rows["feat_dim"])
+    assert re.fullmatch(r"  image_weight\s+= 0.1\s+float >= 0 and <= 1\s+.*", rows["image_weight"])
+    assert list(rows)[-5:] == ["lr", "batch_size", "epochs", "patience", "eval_every"]  # the loop's, last
     assert "FREEDOM (Zhou & Shen" in out  # the docstring
     assert "modalities: none (interactions only)" in run_cli("models", "info", "bpr", env=env).stdout
 

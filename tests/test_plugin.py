@@ -33,7 +33,7 @@ def test_scaffold_writes_an_installable_package(tmp_path):
     assert meta["tool"]["setuptools"]["packages"] == ["mmbench_my_model"]
     model = (root / "mmbench_my_model" / "model.py").read_text()
     compile(model, "model.py", "exec")
-    assert "class MyModel(TorchRecommender)" in model
+    assert "class MyModel(ContentRecommender" in model and "from mmbench.models import" in model
     assert '"check", "my-model"' in (root / "tests" / "test_mmbench_my_model.py").read_text()
     with pytest.raises(ConfigError, match="folder already exists"):
         scaffold("my-model", tmp_path)

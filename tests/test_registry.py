@@ -28,7 +28,7 @@ import torch
 class Const(Recommender):
     def __init__(self, value: float = 1.0):
         self.value = value
-    def fit(self, data, features=None, *, seed=0, device="cpu", validator=None):
+    def fit(self, data, features=None, *, seed=0, device="cpu", context=None):
         self.n_items_ = data.n_items
         return self
     def score(self, users):

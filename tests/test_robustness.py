@@ -30,7 +30,7 @@ class WrongShape(Recommender):
     def __init__(self):
         pass
 
-    def fit(self, data, features=None, *, seed=0, device="cpu", validator=None):
+    def fit(self, data, features=None, *, seed=0, device="cpu", context=None):
         return self
 
     def score(self, users):
@@ -41,17 +41,17 @@ class NoScore(Recommender):
     def __init__(self):
         pass
 
-    def fit(self, data, features=None, *, seed=0, device="cpu", validator=None):
+    def fit(self, data, features=None, *, seed=0, device="cpu", context=None):
         return self
 
 
 class FitReturnsNone(WrongShape):
-    def fit(self, data, features=None, *, seed=0, device="cpu", validator=None):
+    def fit(self, data, features=None, *, seed=0, device="cpu", context=None):
         return None
 
 
 class Explodes(WrongShape):
-    def fit(self, data, features=None, *, seed=0, device="cpu", validator=None):
+    def fit(self, data, features=None, *, seed=0, device="cpu", context=None):
         raise ZeroDivisionError("boom")
 
 

@@ -4,7 +4,7 @@ fallback for users who saw almost every item."""
 import numpy as np
 import torch
 
-from mmbench.train import NegativeSampler
+from mmbench.models.training import NegativeSampler
 
 
 def _whole_batch_sampler(s: NegativeSampler, users, generator, tries=20):

@@ -30,7 +30,7 @@ class Oracle(Recommender):
         self.target = target
         self.noise = noise
 
-    def fit(self, data, features=None, *, seed=0, device="cpu", validator=None):
+    def fit(self, data, features=None, *, seed=0, device="cpu", context=None):
         from mmbench.data.dataset import PreparedDataset
 
         ds = PreparedDataset.load(os.environ["ORACLE_DATASET"])

@@ -7,9 +7,9 @@ from mmbench.data.cards import find_card
 from mmbench.data.prepare import prepare
 from mmbench.errors import TrainingError
 from mmbench.evaluate.ranking import evaluate_ranking
-from mmbench.runner import Validator, run_one
+from mmbench.models.training import NegativeSampler
+from mmbench.runner import run_one, validation_context
 from mmbench.protocol import Protocol
-from mmbench.train import NegativeSampler
 from mmbench_baselines.bpr import BPR
 from mmbench_baselines.mf import MF
 from mmbench_baselines.pop import Pop
@@ -33,20 +33,20 @@ def test_sampler_never_returns_positives():
 
 
 def test_bpr_learns_planted_signal_and_beats_pop(planted):
-    val = Validator(planted, Protocol(), "ndcg@10", "cpu")
-    bpr = BPR(epochs=60, lr=0.01, batch_size=256, patience=100).fit(planted.train_data(), seed=0, validator=val)
+    val = validation_context(planted, Protocol(), "ndcg@10", "cpu")
+    bpr = BPR(epochs=60, lr=0.01, batch_size=256, patience=100).fit(planted.train_data(), seed=0, context=val)
     pop = Pop().fit(planted.train_data())
     m_bpr = evaluate_ranking(bpr.score, planted, "test", ["ndcg@10"]).metrics["ndcg@10"]
     m_pop = evaluate_ranking(pop.score, planted, "test", ["ndcg@10"]).metrics["ndcg@10"]
     assert m_bpr > m_pop + 0.05, (m_bpr, m_pop)
     # best-epoch restore: the restored model scores the best validation value seen
-    assert val(bpr) == pytest.approx(bpr.fit_info_["best_valid"], abs=1e-9)
+    assert val.validate(bpr) == pytest.approx(bpr.fit_info_["best_valid"], abs=1e-9)
     assert bpr.fit_info_["best_epoch"] <= bpr.fit_info_["epochs_run"]
 
 
 def test_early_stopping_stops(planted):
-    val = Validator(planted, Protocol(), "ndcg@10", "cpu")
-    m = BPR(epochs=500, lr=0.05, batch_size=256, patience=3).fit(planted.train_data(), seed=0, validator=val)
+    val = validation_context(planted, Protocol(), "ndcg@10", "cpu")
+    m = BPR(epochs=500, lr=0.05, batch_size=256, patience=3).fit(planted.train_data(), seed=0, context=val)
     assert m.fit_info_["epochs_run"] < 500
     assert m.fit_info_["epochs_run"] - m.fit_info_["best_epoch"] == 3
 
@@ -61,9 +61,9 @@ def test_same_seed_same_scores_in_process(planted):
 
 
 def test_mf_predicts_ratings_better_than_the_mean(planted):
-    val = Validator(planted, Protocol(main_metric="rmse", metrics=("ndcg@10",)), "rmse", "cpu")
+    val = validation_context(planted, Protocol(main_metric="rmse", metrics=("ndcg@10",)), "rmse", "cpu")
     assert not val.higher_is_better
-    mf = MF(epochs=40, lr=0.02, patience=5).fit(planted.train_data(), seed=0, validator=val)
+    mf = MF(epochs=40, lr=0.02, patience=5).fit(planted.train_data(), seed=0, context=val)
     u, i, r = planted.pairs("test")
     pred = mf.predict(torch.as_tensor(u), torch.as_tensor(i)).numpy()
     rmse = float(np.sqrt(np.mean((pred - r) ** 2)))
@@ -82,7 +82,7 @@ def test_divergence_is_recorded_as_failed(planted, tmp_path):
 
 
 def test_exploding_parameters_stop_the_run(planted):
-    from mmbench.train import fit_loop
+    from mmbench.models.training import fit_loop
 
     module = torch.nn.Linear(2, 1)
     x = torch.ones(4, 2)

@@ -9,7 +9,7 @@ from mmbench.errors import ConfigError
 from mmbench.evaluate.ranking import evaluate_ranking
 from mmbench.features.store import Feature
 from mmbench.protocol import Protocol
-from mmbench.runner import ModelSpec, Validator, select_features
+from mmbench.runner import ModelSpec, dataset_features, validation_context
 from mmbench.synthetic import evaluate_cold, make_synthetic
 
 CONTENT_MODELS = ["itemknn-cbf", "content-cosine", "vbpr", "early-fusion", "late-fusion", "hybrid-fusion",
@@ -33,7 +33,7 @@ def tiny():
 
 def _fit(name, ds, features=None, seed=0, **params):
     spec = ModelSpec.resolve(name)
-    feats = select_features(spec.cls, ds, None) if features is None else features
+    feats = dataset_features(spec.cls, ds, None) if features is None else features
     return spec.cls(**spec.params(params)).fit(ds.train_data(), feats, seed=seed)
 
 
@@ -55,8 +55,8 @@ def _train(name, ds):
     spec = ModelSpec.resolve(name)
     given = {"lr": 0.01, "batch_size": 256, "epochs": 60, "patience": 8}
     params = spec.params({k: v for k, v in given.items() if k in spec.cls.param_names()})
-    val = Validator(ds, Protocol(), "ndcg@20", "cpu")
-    return spec.cls(**params).fit(ds.train_data(), select_features(spec.cls, ds, None), seed=0, validator=val)
+    val = validation_context(ds, Protocol(), "ndcg@20", "cpu")
+    return spec.cls(**params).fit(ds.train_data(), dataset_features(spec.cls, ds, None), seed=0, context=val)
 
 
 @pytest.mark.slow
@@ -140,14 +140,14 @@ def test_attention_weights_per_item_and_zero_for_missing_rows(variant, tiny):
 
 def test_attention_embed_mode_uses_learned_missing_embedding(tiny):
     feats = _masked_features(tiny)
-    before = _fit("attention-fusion", tiny, feats, missing="embed", epochs=0)
+    before = _fit("attention-fusion", tiny, feats, missing="embed", epochs=1, batch_size=64)
     after = _fit("attention-fusion", tiny, feats, missing="embed", epochs=3, batch_size=64)
     proj = after.module_.proj
     emb, present = proj(torch.tensor([0, 1]))
     assert not present[:, 0].any()
     for j in range(len(proj.keys)):  # a missing row's projection is the key's missing embedding
         assert torch.equal(emb[j, 0], proj.missing[j])
-    assert not torch.equal(before.module_.proj.missing, proj.missing)  # ... and it is trained
+    assert not torch.equal(before.module_.proj.missing, proj.missing)  # ... and it keeps training
     assert (after.attention_weights()[1] > 0).all()  # missing keys take part in the attention
 
 
@@ -165,8 +165,8 @@ def test_rating_models_beat_the_global_mean(name, rating_data):
 
     ds = rating_data
     spec = ModelSpec.resolve(name)
-    val = Validator(ds, Protocol(main_metric="rmse"), "rmse", "cpu")
-    m = spec.cls().fit(ds.train_data(), select_features(spec.cls, ds, None), seed=0, validator=val)
+    val = validation_context(ds, Protocol(main_metric="rmse"), "rmse", "cpu")
+    m = spec.cls().fit(ds.train_data(), dataset_features(spec.cls, ds, None), seed=0, context=val)
     u, i, r = ds.pairs("test")
     pred = m.predict(torch.as_tensor(u), torch.as_tensor(i)).numpy()
     mean = ds.train_data().rating.mean()
@@ -291,7 +291,7 @@ def test_late_fusion_rank_fusion_gives_a_valid_ranking(tiny):
 def test_cuda(name, tiny):
     spec = ModelSpec.resolve(name)
     params = {k: v for k, v in {"epochs": 2, "batch_size": 64}.items() if k in spec.cls.param_names()}
-    m = spec.cls(**params).fit(tiny.train_data(), select_features(spec.cls, tiny, None), seed=0, device="cuda")
+    m = spec.cls(**params).fit(tiny.train_data(), dataset_features(spec.cls, tiny, None), seed=0, device="cuda")
     s = m.score(torch.arange(5, device="cuda"))
     assert s.device.type == "cuda" and torch.isfinite(s).all()
     cold = evaluate_cold(m.score, tiny, device="cuda")

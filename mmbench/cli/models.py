@@ -44,6 +44,7 @@ def models_info(name):
     """What NAME is: paper, task, modalities it needs or uses, parameters and defaults."""
     import inspect
 
+    from ..models import model_params
     from ..runner import ModelSpec
 
     spec = ModelSpec.resolve(name)
@@ -57,8 +58,10 @@ def models_info(name):
     shown = [f"{label} {', '.join(v)}" for label, v in mods if v]
     click.echo("modalities: " + ("; ".join(shown) if shown else "none (interactions only)"))
     click.echo("parameters:")
-    for p, v in spec.params({}).items():
-        click.echo(f"  {p} = {v!r}")
+    declared = model_params(cls)
+    width = max((len(n) for n in declared), default=0)
+    for name, p in declared.items():
+        click.echo(f"  {name:<{width}} = {p.default!r:<10} {p.allowed():<28} {p.help}".rstrip())
     doc = inspect.getdoc(cls)
     if doc:
         click.echo("")
@@ -86,7 +89,7 @@ def check(models, all_models, params, device, dataset, verbose):
     from ..check import check_models
     from .app import parse_params  # noqa: I001
     from ..errors import ConfigError
-    from ..train import resolve_device
+    from ..models.training import resolve_device
 
     if all_models:
         models = tuple(registry.entries("models")) + tuple(m for m in models if m not in registry.entries("models"))

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..io import atomic_write_bytes, read_json, write_json
 
 _KEY = re.compile(r"^(text|image|audio|video|kg|meta|genre|[a-z][a-z0-9_]*)/[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -164,5 +165,33 @@ class FeatureStore:
         self._cache[key] = feat
         return feat
 
+    def view(self, keys: list[str] | None = None) -> "FeatureView":
+        """A read-only mapping key -> Feature over ``keys`` (default: every stored key) that
+        loads a feature only when it is looked up; an unknown key is an error now."""
+        have = self.keys()
+        for k in keys or ():
+            if k not in have:
+                raise ConfigError(f"feature {k!r} is not in this dataset (have: {have})", where=str(self.root),
+                                  hint="run `mmbench features extract` first")
+        return FeatureView(self, have if keys is None else list(keys))
+
     def fingerprints(self, keys: list[str] | None = None) -> dict[str, str]:
         return {k: self.get(k).fingerprint for k in (self.keys() if keys is None else keys)}
+
+
+class FeatureView(Mapping):
+    """Some keys of a :class:`FeatureStore`, loaded on first lookup."""
+
+    def __init__(self, store: FeatureStore, keys: list[str]):
+        self.store, self._keys = store, list(keys)
+
+    def __getitem__(self, key: str) -> Feature:
+        if key not in self._keys:
+            raise KeyError(key)
+        return self.store.get(key)
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)

@@ -1,5 +1,5 @@
-"""Sparse graph helpers shared by the graph baselines (LightGCN, FREEDOM, BM3), and the small
-plumbing the zoo-b models share (content-feature selection, cached final embeddings).
+"""Graph building blocks: sparse propagation, user-item and kNN item-item graphs, and
+cached propagated embeddings (what LightGCN, FREEDOM and BM3 are made of).
 
 Everything stays sparse: the user-item graph is a symmetric-normalised torch sparse CSR
 matrix, item-item kNN graphs are built ``chunk`` rows at a time (never an n_items x
@@ -12,6 +12,8 @@ import warnings
 
 import numpy as np
 import torch
+
+from .torch_base import ParameterCache
 
 
 class SparseOp:
@@ -186,32 +188,21 @@ def layer_mean(op: SparseOp, x: torch.Tensor, n_layers: int) -> torch.Tensor:
     return torch.stack(propagate(op, x, n_layers)).mean(0)
 
 
-# -- shared by the graph models ----------------------------------------------------------------
+# -- cached final embeddings ------------------------------------------------------------------
 class CachedEmbeddings:
-    """Mixin for a :class:`~mmbench.nn.TorchRecommender` whose scores come from full-graph
-    propagation: the final (users, items) embeddings are computed once per parameter state
-    and reused across score batches. Any training step (``loss``) or the end of ``fit``
-    (best-epoch restore) drops the cache, so a score never uses stale parameters."""
-
-    _final_ = None
+    """Mixin for a :class:`~.torch_base.TorchRecommender` whose scores come from full-graph
+    propagation: ``final_embeddings()`` -> (users, items) is computed once per parameter
+    state (:class:`~.torch_base.ParameterCache`) and reused across score batches."""
 
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def invalidate(self) -> None:
-        self._final_ = None
+    def fit(self, data, features=None, **kwargs):
+        self.embedding_cache_ = ParameterCache()
+        return super().fit(data, features, **kwargs)
 
     def cached(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._final_ is None:
-            with torch.no_grad():
-                self._final_ = tuple(t.detach() for t in self.final_embeddings())
-        return self._final_
-
-    def fit(self, data, features=None, *, seed: int = 0, device: str = "cpu", validator=None):
-        self.invalidate()
-        super().fit(data, features, seed=seed, device=device, validator=validator)
-        self.invalidate()
-        return self
+        return self.embedding_cache_.get(self.module_, lambda: tuple(t.detach() for t in self.final_embeddings()))
 
     def score_module(self, users: torch.Tensor) -> torch.Tensor:
         u, i = self.cached()

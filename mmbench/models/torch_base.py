@@ -6,23 +6,27 @@ uniform negative) over the training interactions, reshuffled each epoch.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-from .models import Recommender
-from .train import NegativeSampler, fit_loop, resolve_device, seed_everything, to_device
+from .base import Recommender
+from .params import Param
+from .training import FitContext, NegativeSampler, fit_loop, resolve_device, seed_everything, to_device
 
 
 class TorchRecommender(Recommender):
-    # subclasses define these as __init__ parameters (so they are recorded and hashed)
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float = 0.0
-    patience: int = 10
-    eval_every: int = 1
+    """A model trained by :func:`~.training.fit_loop`: Adam on mini-batches, early stopping
+    on the validation metric the harness passes (``context``), best-epoch restore."""
+
+    lr = Param(1e-3, gt=0.0, log=True, help="learning rate of the optimiser")
+    batch_size = Param(2048, ge=1, help="training examples per optimiser step")
+    epochs = Param(200, ge=1, help="largest number of training epochs")
+    patience = Param(10, ge=1, help="evaluations without a better validation value before stopping")
+    eval_every = Param(1, ge=1, help="epochs between two validation evaluations")
+
+    weight_decay: float = 0.0  # Adam's weight decay: none (models penalise their batch's embeddings)
     optimizer_kind: str | None = "adam"  # None: ``loss`` updates the parameters itself
 
     def build(self, data, features) -> torch.nn.Module:
@@ -49,7 +53,7 @@ class TorchRecommender(Recommender):
         return self.triples(data, epoch)
 
     # -- protocol ------------------------------------------------------------------------
-    def fit(self, data, features=None, *, seed: int = 0, device: str = "cpu", validator=None):
+    def fit(self, data, features=None, *, seed: int = 0, device: str = "cpu", context: FitContext | None = None):
         self.device_ = resolve_device(device)
         self.generator_ = seed_everything(seed)
         self.n_users_, self.n_items_ = data.n_users, data.n_items
@@ -58,10 +62,9 @@ class TorchRecommender(Recommender):
         self.sampler_ = NegativeSampler(data.user, data.item, data.n_items, device=self.device_)
         self.module_ = self.build(data, features or {}).to(self.device_)
         result = fit_loop(self, self.module_, lambda ep: self.batches(data, ep), self.loss,
-                          epochs=self.epochs, lr=self.lr, weight_decay=getattr(self, "weight_decay", 0.0),
-                          patience=getattr(self, "patience", 10), eval_every=getattr(self, "eval_every", 1),
-                          validator=validator, desc=type(self).__name__, generator=self.generator_,
-                          optimizer=self.optimizer_kind)
+                          epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, patience=self.patience,
+                          eval_every=self.eval_every, context=context, desc=type(self).__name__,
+                          generator=self.generator_, optimizer=self.optimizer_kind)
         self.fit_info_ = result.as_dict()
         return self
 
@@ -70,6 +73,35 @@ class TorchRecommender(Recommender):
         self.module_.eval()
         with torch.no_grad():
             return self.score_module(users)
+
+
+class ParameterCache:
+    """A value computed from a module's parameters and buffers (e.g. every item's vector),
+    kept until one of them changes. Changes are seen through the tensors' version counters,
+    which every in-place update bumps: optimiser steps, ``load_state_dict`` (the best-epoch
+    restore) and ``copy_``. In training mode nothing is cached (dropout differs per call).
+    A parameter changed behind torch's back (through a NumPy view) is not seen: call
+    :meth:`clear` after such an update."""
+
+    def __init__(self):
+        self._key, self._value = None, None
+
+    @staticmethod
+    def version(module: torch.nn.Module) -> tuple:
+        return tuple(p._version for p in module.parameters()) + tuple(b._version for b in module.buffers())
+
+    def get(self, module: torch.nn.Module, compute: Callable[[], object]):
+        if module.training:
+            return compute()
+        key = (id(module), self.version(module))
+        if self._key != key:
+            with torch.no_grad():
+                self._value = compute()
+            self._key = key
+        return self._value
+
+    def clear(self) -> None:
+        self._key, self._value = None, None
 
 
 def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,280 @@
+"""Building blocks of multimodal models: choosing a model's features, item content as fixed
+tensors, per-modality projections with a learned "missing" embedding, and the two-tower
+content model with its rating variant.
+
+Missing rows come from the feature store's mask and are never imputed silently: a missing
+row gets a learned embedding or is dropped from fusion.
+
+A content model's ``nn.Module`` exposes two towers whose dot product is the score:
+
+- ``users(u) -> (b, D)``
+- ``items(i or None) -> (vectors (n, D), bias (n,) or None)``; ``None`` = every item
+
+so ranking is one ``(b, D) @ (D, n_items)`` matmul on the device, with the item table
+computed once per parameter state (:class:`~.torch_base.ParameterCache`).
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ConfigError, DataError
+from .base import declared_modalities
+from .params import Param
+from .torch_base import ParameterCache, TorchRecommender, bpr_loss, l2
+
+#: modalities a content model uses when present (any non-empty subset is enough)
+CONTENT_MODALITIES = ("text", "image", "audio", "video")
+MISSING_MODES = ("embed", "drop")
+
+
+def modality_of(key: str) -> str:
+    """``'text/all-MiniLM-L6-v2'`` -> ``'text'``."""
+    return key.split("/", 1)[0]
+
+
+def select_features(model_cls, available: Mapping, *, n_items: int | None = None) -> dict:
+    """The features a model of ``model_cls`` reads from ``available`` (key -> Feature; a
+    lazy mapping is only read for the keys chosen): every key of a modality the class
+    declares. A required modality without a feature, or no feature of a ``requires_any``
+    group, is a ConfigError before training; with ``n_items`` each matrix must have one row
+    per item."""
+    requires, any_of, wanted = declared_modalities(model_cls)
+    chosen = {k: available[k] for k in sorted(available) if modality_of(k) in wanted}
+    have = {modality_of(k) for k in chosen}
+    where, given = f"model {model_cls.__name__}", sorted(available) or "none"
+    missing = sorted(requires - have)
+    if missing:
+        raise ConfigError(f"needs modality {missing} but got features {given}", where=where,
+                          hint="extract the features first (`mmbench features extract`) or choose another model")
+    if any_of and not any_of & have:
+        raise ConfigError(f"needs at least one content feature ({', '.join(sorted(any_of))}) but got {given}",
+                          where=where, hint="extract features (`mmbench features extract`) or use a collaborative "
+                                            "model such as bpr")
+    for k, f in chosen.items():
+        if n_items is not None and (f.values.shape[0] != n_items or f.mask.shape != (n_items,)):
+            raise DataError(f"feature has {f.values.shape[0]} rows but the data has {n_items} items",
+                            where=f"feature {k}", hint="features must be row-aligned to the item index")
+    return chosen
+
+
+def standardize(values: np.ndarray, mask: np.ndarray, how: str = "standard") -> np.ndarray:
+    """Scale one feature matrix using its present rows only; missing rows stay zero.
+
+    ``standard``: zero mean / unit variance per column; ``l2``: unit-norm rows; ``none``.
+    """
+    x = values.astype(np.float32, copy=True)
+    present = mask.astype(bool)
+    if how == "standard":
+        if present.any():  # a key with no present row stays all zero
+            mu = x[present].mean(0)
+            sd = x[present].std(0)
+            sd[sd < 1e-8] = 1.0
+            x[present] = (x[present] - mu) / sd
+    elif how == "l2":
+        n = np.linalg.norm(x, axis=1, keepdims=True)
+        x = x / np.maximum(n, 1e-12)
+    elif how != "none":
+        raise ValueError(f"unknown normalisation {how!r}")
+    x[~present] = 0.0
+    return x
+
+
+class ModalityProjector(nn.Module):
+    """One linear (or 2-layer) projection per feature key into a shared ``dim``.
+
+    ``forward(items)`` returns ``(emb, present)``: emb is (n_keys, b, dim), present is a
+    bool (n_keys, b). Missing rows get a learned per-key missing embedding so that the
+    model knows the content is absent instead of seeing zeros as content.
+    """
+
+    def __init__(self, features: dict, dim: int, *, how: str = "standard", hidden: int | None = None,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.keys = sorted(features)
+        self.dim = dim
+        for j, k in enumerate(self.keys):
+            f = features[k]
+            # not persistent: the features are inputs, not learned state (keeps checkpoints and
+            # the best-epoch copy of the state dict small)
+            self.register_buffer(f"x{j}", torch.as_tensor(standardize(f.values, f.mask, how)), persistent=False)
+            self.register_buffer(f"m{j}", torch.as_tensor(f.mask.astype(bool)), persistent=False)
+        layers = []
+        for k in self.keys:
+            d = features[k].dim
+            if hidden:
+                layers.append(nn.Sequential(nn.Linear(d, hidden), nn.LeakyReLU(), nn.Dropout(dropout),
+                                            nn.Linear(hidden, dim)))
+            else:
+                layers.append(nn.Sequential(nn.Dropout(dropout), nn.Linear(d, dim)))
+        self.proj = nn.ModuleList(layers)
+        self.missing = nn.Parameter(torch.zeros(len(self.keys), dim))
+        nn.init.normal_(self.missing, std=0.01)
+
+    def raw(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return getattr(self, f"x{j}"), getattr(self, f"m{j}")
+
+    def forward(self, items: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        embs, masks = [], []
+        for j, layer in enumerate(self.proj):
+            x, m = self.raw(j)
+            if items is not None:
+                x, m = x[items], m[items]
+            e = layer(x)
+            e = torch.where(m.unsqueeze(-1), e, self.missing[j].expand_as(e))
+            embs.append(e)
+            masks.append(m)
+        return torch.stack(embs), torch.stack(masks)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.x0.shape[0])
+
+
+def init_embedding(n: int, dim: int, std: float | None = None) -> nn.Embedding:
+    """An embedding table, xavier-normal (``std=None``) or N(0, std)."""
+    e = nn.Embedding(n, dim)
+    if std is None:
+        nn.init.xavier_normal_(e.weight)
+    else:
+        nn.init.normal_(e.weight, std=std)
+    return e
+
+
+class ContentRecommender(TorchRecommender):
+    """Base of the two-tower multimodal models: BPR training over the towers, cached item
+    table, single-matmul scoring. Subclasses implement ``build_module(data, features)``
+    (features already chosen and checked by :func:`select_features`)."""
+
+    requires_any = CONTENT_MODALITIES
+    reg = Param(0.0, ge=0.0, help="L2 weight on the batch's user (and ID) embeddings")
+
+    def build_module(self, data, features: dict) -> nn.Module:
+        raise NotImplementedError
+
+    def build(self, data, features):
+        feats = select_features(type(self), features, n_items=data.n_items)
+        self.feature_keys_ = sorted(feats)
+        self.table_cache_ = ParameterCache()
+        return self.build_module(data, feats)
+
+    def item_table(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """All item vectors and biases (cached while the parameters do not change)."""
+        return self.table_cache_.get(self.module_, lambda: self.module_.items(None))
+
+    def loss(self, batch):
+        u, i, j = batch
+        m = self.module_
+        eu = m.users(u)
+        vij, bij = m.items(torch.cat([i, j]))
+        vi, vj = vij.split(len(i))
+        pos, neg = (eu * vi).sum(-1), (eu * vj).sum(-1)
+        if bij is not None:
+            bi, bj = bij.split(len(i))
+            pos, neg = pos + bi, neg + bj
+        loss = bpr_loss(pos, neg)
+        if self.reg:
+            loss = loss + self.reg * l2(*m.penalized(u, i, j))
+        return loss
+
+    def score_module(self, users):
+        eu = self.module_.users(users)
+        v, b = self.item_table()
+        s = eu @ v.T
+        if b is not None:
+            s = s + b
+        return s
+
+
+class _Biases(nn.Module):
+    def __init__(self, n_users: int, n_items: int, mean: float):
+        super().__init__()
+        self.user = nn.Embedding(n_users, 1)
+        self.item = nn.Embedding(n_items, 1)
+        nn.init.zeros_(self.user.weight)
+        nn.init.zeros_(self.item.weight)
+        self.register_buffer("mean", torch.tensor(float(mean)))
+
+
+class RatingTask:
+    """Mixin (put first in the bases) making a ContentRecommender a rating model: squared
+    loss on explicit ratings, L2 (``reg``) on the batch's user/item vectors and biases, early
+    stopping on the validation metric the protocol chooses (RMSE on the rating track).
+    Ranking uses the predicted rating."""
+
+    task = "rating"
+
+    def build(self, data, features):
+        module = super().build(data, features)
+        module.biases = _Biases(data.n_users, data.n_items, float(np.mean(data.rating)) if len(data) else 0.0)
+        self.ratings_t_ = torch.as_tensor(data.rating, dtype=torch.float32, device=self.device_)
+        return module
+
+    def batches(self, data, epoch):
+        return rating_batches(self, data)
+
+    def _predict(self, u, i):
+        m = self.module_
+        eu = m.users(u)
+        vi, ci = m.items(i)
+        bu, bi = m.biases.user(u).squeeze(-1), m.biases.item(i).squeeze(-1)
+        pred = m.biases.mean + bu + bi + (eu * vi).sum(-1)
+        if ci is not None:
+            pred = pred + ci
+        return pred, (eu, vi, bu, bi)
+
+    def loss(self, batch):
+        u, i, r = batch
+        pred, (eu, vi, bu, bi) = self._predict(u, i)
+        reg = (eu.pow(2).sum(1) + vi.pow(2).sum(1) + bu.pow(2) + bi.pow(2)).mean()
+        return nn.functional.mse_loss(pred, r) + self.reg * reg
+
+    def score_module(self, users):
+        m = self.module_
+        eu = m.users(users)
+        v, c = self.item_table()
+        item_b = m.biases.item.weight.squeeze(-1) + (c if c is not None else 0.0)
+        return m.biases.mean + m.biases.user(users) + item_b + eu @ v.T
+
+    def predict(self, users, items):
+        users = torch.as_tensor(users, dtype=torch.long, device=self.device_)
+        items = torch.as_tensor(items, dtype=torch.long, device=self.device_)
+        self.module_.eval()
+        with torch.no_grad():
+            return self._predict(users, items)[0]
+
+
+def rating_batches(model, data):
+    """(users, items, ratings) mini-batches of the training pairs in a fresh random order
+    (``model.ratings_t_`` holds the ratings on the device)."""
+    n = len(data)
+    perm = torch.randperm(n, generator=model.generator_).to(model.users_t_.device)
+    for s in range(0, n, model.batch_size):
+        idx = perm[s:s + model.batch_size]
+        yield model.users_t_[idx], model.items_t_[idx], model.ratings_t_[idx]
+
+
+class UserDotItem:
+    """Mixin for the item towers of content models: score = user embedding (``user``) dot
+    item vector. The item's ID embedding (``item_id()``, optional) is added to its content
+    vector (``with_id``) and L2-penalised with the batch's user vectors (``penalized``)."""
+
+    def item_id(self) -> nn.Embedding | None:
+        return getattr(self, "id", None)
+
+    def users(self, u):
+        return self.user(u)
+
+    def with_id(self, v, i):
+        e = self.item_id()
+        return v if e is None else v + (e.weight if i is None else e(i))
+
+    def penalized(self, u, i, j):
+        out = [self.user(u)]
+        e = self.item_id()
+        if e is not None:
+            out += [e(i), e(j)]
+        return out
