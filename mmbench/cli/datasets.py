@@ -9,6 +9,26 @@ import click
 from .app import Group
 
 
+class FormatName(click.ParamType):
+    """A registered dataset format that can ``need`` ("detect": import, "write": export). Checked
+    when the command runs, so ``--help`` imports no format plugin."""
+
+    name = "format"
+
+    def __init__(self, need: str):
+        self.need = need
+
+    def convert(self, value, param, ctx):
+        from ..data.formats import get_format
+        from ..errors import MMBenchError
+
+        try:
+            get_format(value, self.need)
+        except MMBenchError as e:
+            self.fail(str(e), param, ctx)
+        return value
+
+
 @click.group(cls=Group)
 def datasets():
     """Dataset cards: list and inspect."""
@@ -99,7 +119,7 @@ def _prepared(dataset: str, mirror: str | None = None):
 
 @click.command("import")
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["mmrec", "recbole"]), required=True,
+@click.option("--format", "fmt", type=FormatName("detect"), required=True,
               help="Layout of FOLDER: MMRec (<name>.inter + x_label + *.npy) or RecBole atomic files.")
 @click.option("--name", required=True, help="Dataset name for the new card (also the file stem looked for).")
 @click.option("--positive-threshold", type=float, default=None,
@@ -125,7 +145,7 @@ def import_(folder, fmt, name, positive_threshold, force):
 
 @click.command("export")
 @click.argument("dataset")
-@click.option("--to", "fmt", type=click.Choice(["mmrec", "recbole"]), required=True, help="Output layout.")
+@click.option("--to", "fmt", type=FormatName("write"), required=True, help="Output layout.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write (must not exist).")
 @click.option("--mirror", default=None, envvar="MMBENCH_MIRROR", help="Directory or URL replacing the origin.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")

@@ -172,12 +172,34 @@ def validate_split(split: dict, where: str) -> dict:
     return split
 
 
-def load_card(path: str | Path) -> Card:
+def registered_formats() -> list[str]:
+    """Names of the dataset formats (entry-point group ``mmbench.formats``: metadata only, nothing imported)."""
+    from .. import registry
+
+    return list(registry.entries("formats"))
+
+
+def _check_formats(data: dict, where: str, formats: list[str]) -> None:
+    """Every format the card names (its own and its sources') must be registered."""
+    named = [("dataset.format", data["dataset"]["format"])]
+    named += [(f"sources[{i}].format", s["format"]) for i, s in enumerate(data["sources"]) if "format" in s]
+    for key, fmt in named:
+        if fmt not in formats:
+            import difflib
+
+            close = difflib.get_close_matches(fmt, formats, n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(map(repr, close))}?" if close else f"registered: {', '.join(formats)}"
+            raise ConfigError(f"{key} {fmt!r} is not a registered dataset format", where=where, hint=hint)
+
+
+def load_card(path: str | Path, formats: list[str] | None = None) -> Card:
+    """Read and validate a card; ``formats``: the registered format names, when the caller has them."""
     path = Path(path)
     data = load_toml(path)
     validate(data, CARD_SPEC, where=str(path))
     validate_filters(data.get("filters", {}), str(path))
     validate_split(data["split"], str(path))
+    _check_formats(data, str(path), registered_formats() if formats is None else formats)
     files = data["files"]
     if "interactions" not in files and not {"train", "test"} <= set(files):
         raise ConfigError("files.interactions is required (the interaction file name)", where=str(path),
@@ -229,8 +251,9 @@ def _scan() -> dict[str, list[Path]]:
 def list_cards() -> list[Card]:
     """Every card found; broken cards raise (a broken built-in is a bug to see at once)."""
     cards = {}
+    formats = registered_formats()
     for stem, paths in _scan().items():
-        card = load_card(paths[0])
+        card = load_card(paths[0], formats)
         cards.setdefault(card.name, card)
     return [cards[k] for k in sorted(cards)]
 
@@ -247,7 +270,8 @@ def find_card(name: str) -> Card:
     for stem, paths in scanned.items():
         if stem == name or stem.startswith(name + "@") or stem.startswith(name + "-v"):
             candidates.extend(paths)
-    cards = [load_card(p) for p in candidates]
+    formats = registered_formats() if candidates else []
+    cards = [load_card(p, formats) for p in candidates]
     cards = [c for c in cards if c.name == name and (want_version is None or c.version == want_version)]
     if not cards:
         import difflib

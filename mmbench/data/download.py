@@ -266,12 +266,8 @@ def _copy_local(url: str, part: Path, source: Source, progress: bool) -> int:
     return total
 
 
-def _http_attempt(opener: urllib.request.OpenerDirector, url: str, part: Path, source: Source,
-                  timeout: float, progress: bool) -> int | None:
-    """One request. Appends to ``part``; returns the full file length when the server said it.
-
-    Raises ``_Transient`` for what a retry may fix, ``DownloadError`` for what it will not.
-    """
+def _resume_offset(part: Path, source: Source) -> int | None:
+    """Bytes of ``part`` to resume after; None when all the card's bytes are there (verification decides)."""
     offset = _size(part)
     if source.size is not None:
         if offset > source.size:
@@ -279,19 +275,23 @@ def _http_attempt(opener: urllib.request.OpenerDirector, url: str, part: Path, s
             part.unlink()
             offset = 0
         elif offset == source.size and offset > 0:
-            return source.size  # all bytes are here already; verification decides
+            return None
+    return offset
+
+
+def _open(opener: urllib.request.OpenerDirector, url: str, offset: int, timeout: float) -> tuple[Any, int | None]:
+    """``(response, None)`` for a request from byte ``offset``; ``(None, total)`` when the server says
+    nothing follows ``offset`` (HTTP 416: the part holds the whole file)."""
     headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    request = urllib.request.Request(url, headers=headers)
     try:
-        resp = opener.open(request, timeout=timeout)
+        return opener.open(urllib.request.Request(url, headers=headers), timeout=timeout), None
     except urllib.error.HTTPError as e:
         with contextlib.suppress(Exception):
             e.close()
         if e.code == 416 and offset:
-            # Nothing after ``offset``: the part holds the whole file (verification decides).
-            return _content_range(e.headers)[2]
+            return None, _content_range(e.headers)[2]
         if e.code >= 500 or e.code in (408, 429):
             raise _Transient(f"HTTP {e.code} {e.reason}") from e
         raise DownloadError(
@@ -304,50 +304,72 @@ def _http_attempt(opener: urllib.request.OpenerDirector, url: str, part: Path, s
         reason = getattr(e, "reason", e)
         raise _Transient(f"{type(reason).__name__}: {reason}") from e
 
-    with contextlib.closing(resp):
-        status = resp.status
-        if status == 206:
-            start, end, total = _content_range(resp.headers)
-            if start != offset:
-                part.unlink(missing_ok=True)  # cannot stitch; the next attempt starts over
-                raise _Transient(f"server sent a range starting at {start}, asked for {offset}")
-            length = _content_length(resp.headers)
-            if length is None and end is not None:
-                length = end - start + 1
-            mode = "ab"
-        elif status == 200:
-            if offset:
-                log.info("%s: server ignored the Range request; restarting from zero", url)
-            offset = 0
-            length = total = _content_length(resp.headers)
-            mode = "wb"
-        else:
-            raise DownloadError(f"unexpected HTTP status {status}", where=url, hint=_MIRROR_HINT)
 
-        received = 0
-        bar = _progress_bar(progress, source.name, total if total is not None else source.size, offset)
-        try:
-            with open(part, mode) as f:
-                try:
-                    while True:
-                        try:
-                            chunk = resp.read(_CHUNK)
-                        except (OSError, http.client.HTTPException) as e:
-                            raise _Transient(f"connection lost after {offset + received} bytes: "
-                                             f"{type(e).__name__}: {e}",
-                                             have=offset + received, total=total) from e
-                        if not chunk:
-                            break
-                        f.write(chunk)
-                        received += len(chunk)
-                        bar.update(len(chunk))
-                        if source.size is not None and offset + received > source.size:
-                            break  # more than the card says: verification rejects it
-                finally:
-                    f.flush()
-                    os.fsync(f.fileno())
-        finally:
-            bar.close()
+def _body_plan(resp: Any, url: str, part: Path, offset: int) -> tuple[int, int | None, int | None, str]:
+    """``(offset, length, total, file mode)`` of a response: a range (206) appends, a whole file (200)
+    starts over; ``length`` is what this response should carry, ``total`` the whole file's size."""
+    if resp.status == 206:
+        start, end, total = _content_range(resp.headers)
+        if start != offset:
+            part.unlink(missing_ok=True)  # cannot stitch; the next attempt starts over
+            raise _Transient(f"server sent a range starting at {start}, asked for {offset}")
+        length = _content_length(resp.headers)
+        if length is None and end is not None:
+            length = end - start + 1
+        return offset, length, total, "ab"
+    if resp.status == 200:
+        if offset:
+            log.info("%s: server ignored the Range request; restarting from zero", url)
+        total = _content_length(resp.headers)
+        return 0, total, total, "wb"
+    raise DownloadError(f"unexpected HTTP status {resp.status}", where=url, hint=_MIRROR_HINT)
+
+
+def _stream(resp: Any, part: Path, mode: str, offset: int, total: int | None, source: Source,
+            progress: bool) -> int:
+    """Write the response body to ``part`` (synced); returns the bytes received. Stops once the
+    card's size is passed: verification rejects such a file."""
+    received = 0
+    bar = _progress_bar(progress, source.name, total if total is not None else source.size, offset)
+    try:
+        with open(part, mode) as f:
+            try:
+                while True:
+                    try:
+                        chunk = resp.read(_CHUNK)
+                    except (OSError, http.client.HTTPException) as e:
+                        raise _Transient(f"connection lost after {offset + received} bytes: "
+                                         f"{type(e).__name__}: {e}", have=offset + received, total=total) from e
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+                    if source.size is not None and offset + received > source.size:
+                        break
+            finally:
+                f.flush()
+                os.fsync(f.fileno())
+    finally:
+        bar.close()
+    return received
+
+
+def _http_attempt(opener: urllib.request.OpenerDirector, url: str, part: Path, source: Source,
+                  timeout: float, progress: bool) -> int | None:
+    """One request. Appends to ``part``; returns the full file length when the server said it.
+
+    Raises ``_Transient`` for what a retry may fix, ``DownloadError`` for what it will not.
+    """
+    offset = _resume_offset(part, source)
+    if offset is None:
+        return source.size
+    resp, total = _open(opener, url, offset, timeout)
+    if resp is None:
+        return total
+    with contextlib.closing(resp):
+        offset, length, total, mode = _body_plan(resp, url, part, offset)
+        received = _stream(resp, part, mode, offset, total, source, progress)
     if length is not None and received < length and not (
             source.size is not None and offset + received > source.size):
         raise _Transient(f"connection closed after {offset + received} of {total or '?'} bytes",

@@ -22,7 +22,7 @@ from ..paths import prepared_dir
 from .cards import Card, validate_filters, validate_split
 from .dataset import COLUMNS, PreparedDataset, split_fingerprint
 from .filters import drop_duplicates, k_core, min_rating
-from .formats import Interactions, read_atomic_interactions
+from .formats import Format, Interactions, get_format
 from .splits import make_split
 
 PREPARED_SCHEMA = "mmbench.prepared/1"
@@ -98,15 +98,6 @@ def _encode(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.fromiter((lookup[v] for v in raw.tolist()), dtype=np.int64, count=len(raw))
 
 
-def read_interactions(card: Card, folder: Path) -> Interactions:
-    fmt = card.meta["format"]
-    if fmt == "recbole" and "interactions" in card.files:
-        return read_atomic_interactions(folder / card.files["interactions"], card.columns)
-    from . import formats_extra  # other formats live beside (issue: multimodal data layer)
-
-    return formats_extra.read_interactions(fmt, card, folder)
-
-
 def _check_negatives(inter: Interactions, filters: dict, where: str) -> None:
     """Explicit negative feedback (rating <= 0, e.g. 0 = dislike) is never silently a positive."""
     if inter.rating is None or "min_rating" in filters:
@@ -157,10 +148,8 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _side_table(card: Card, folder: Path, role: str, ids: np.ndarray) -> str | None:
-    from .formats_extra import read_side
-
-    side = read_side(card.meta["format"], card, folder, role)
+def _side_table(fmt: Format, card: Card, folder: Path, role: str, ids: np.ndarray) -> str | None:
+    side = fmt.read_side(card, folder, role)
     if side is None:
         return None
     lines = ["\t".join(["index", *side.fields])]
@@ -199,22 +188,18 @@ def prepare(card: Card, *, filters: dict | None = None, split: dict | None = Non
         return _build(card, src, folder, filters, split, out, defaults)
 
 
-def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out: Path,
-           defaults: bool = True) -> PreparedDataset:
-    where = str(card.path)
+def _input_sums(card: Card, src: dict, folder: Path) -> dict[str, str]:
+    """sha256 of every input: the card's files the source has (the interactions always), the
+    feature files, and every file the source pins (checked against the pin)."""
     required = {card.files[r] for r in ("interactions", "train", "test") if r in card.files}
     files = [f for f in card.files.values() if (folder / f).exists() or f in required]
     files += [str(f) for f in card.data.get("features", {}).values() if (folder / str(f)).is_file()]
     files += list(src.get("checksums", {}))  # every pinned file, features and masks included
-    input_sums = _verify_checksums(src, folder, sorted(set(files)))
+    return _verify_checksums(src, folder, sorted(set(files)))
 
-    inter = read_interactions(card, folder)
-    _check_negatives(inter, filters, where)
-    n_source = None  # MMRec: feature files have exactly one row per source item (ids 0..n-1)
-    if card.meta["format"] == "mmrec" and "item_mapping" not in card.files:
-        n_source = int(inter.item.astype(np.int64).max()) + 1
-    raw_stats = {"interactions": len(inter), "users": int(len(np.unique(inter.user))),
-                 "items": int(len(np.unique(inter.item)))}
+
+def _filter(inter: Interactions, filters: dict, where: str) -> Interactions:
+    """Duplicates, the rating threshold, then the k-core."""
     inter = drop_duplicates(inter, filters.get("duplicates", "error"))
     if "min_rating" in filters:
         inter = min_rating(inter, float(filters["min_rating"]))
@@ -227,7 +212,11 @@ def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out:
     if len(keep) == 0:
         raise DataError("k-core filtering removed every interaction", where=where,
                         hint="lower filters.user_core / filters.item_core")
-    inter = inter.take(keep)
+    return inter.take(keep)
+
+
+def _split_columns(inter: Interactions, split: dict, where: str) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The prepared columns (final ids, canonical row order, split label), the user ids and the item ids."""
     user_ids, item_ids = _sort_ids(inter.user), _sort_ids(inter.item)
     user, item = _encode(inter.user, user_ids), _encode(inter.item, item_ids)
     # canonical row order: by user, then time, then item (independent of the file's order)
@@ -243,47 +232,36 @@ def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out:
     arrays = {"user": user.astype(np.int64), "item": item.astype(np.int64), "rating": rating.astype(np.float32),
               "timestamp": ts.astype(np.int64 if np.all(ts == np.round(ts)) else np.float64),
               "label": label.astype(np.int8)}
-    user_map = "raw_id\n" + "\n".join(user_ids.tolist()) + "\n"
-    item_map = "raw_id\n" + "\n".join(item_ids.tolist()) + "\n"
-    fingerprint = split_fingerprint(arrays, user_map, item_map)
-    stats = _stats(arrays, len(user_ids), len(item_ids), raw_stats)
-    _check_published_stats(card, stats, defaults)
+    return arrays, user_ids, item_ids
 
+
+def _id_map(ids: np.ndarray) -> str:
+    return "raw_id\n" + "\n".join(ids.tolist()) + "\n"
+
+
+def _write_split(tmp: Path, arrays: dict, user_ids: np.ndarray, item_ids: np.ndarray) -> dict[str, str]:
+    """The columns (``.npy``) and id maps into ``tmp``; returns the sha256 of each column file."""
+    written = {}
+    for name in COLUMNS:
+        data = _npy_bytes(arrays[name])
+        atomic_write_bytes(tmp / f"{name}.npy", data)
+        written[f"{name}.npy"] = hashlib.sha256(data).hexdigest()
+    atomic_write_text(tmp / "users.tsv", _id_map(user_ids))
+    atomic_write_text(tmp / "items.tsv", _id_map(item_ids))
+    return written
+
+
+def _staged(out: Path) -> Path:
+    """An empty ``<out>.incomplete`` to build in."""
     tmp = out.with_name(out.name + ".incomplete")
     if tmp.exists():  # left by a killed run (we hold the lock): start over
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    files_written = {}
-    for name in COLUMNS:
-        data = _npy_bytes(arrays[name])
-        atomic_write_bytes(tmp / f"{name}.npy", data)
-        files_written[f"{name}.npy"] = hashlib.sha256(data).hexdigest()
-    atomic_write_text(tmp / "users.tsv", user_map)
-    atomic_write_text(tmp / "items.tsv", item_map)
-    try:
-        for role, ids, fname in (("items", item_ids, "item_attributes.tsv"), ("users", user_ids, "user_attributes.tsv")):
-            table = _side_table(card, folder, role, ids)
-            if table is not None:
-                atomic_write_text(tmp / fname, table)
-        features = _copy_card_features(card, folder, tmp, item_ids.tolist(), n_source)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written stays behind
-        raise
-    manifest = {
-        "schema": PREPARED_SCHEMA,
-        "dataset": {"name": card.name, "version": card.version, "title": card.meta["title"],
-                    "license": card.meta["license"], "modalities": card.meta["modalities"]},
-        "card_sha256": card.sha256,
-        "source": {"name": src["name"], "files": input_sums},
-        "filters": filters,
-        "split": split,
-        "fingerprint": fingerprint,
-        "files": files_written,
-        "stats": stats,
-        "features": features,
-        "mmbench_version": __version__,
-    }
-    write_json(tmp / "manifest.json", manifest)
+    return tmp
+
+
+def _put_in_place(tmp: Path, out: Path) -> None:
+    """Rename the finished ``tmp`` to ``out``, replacing an older build."""
     if out.exists():
         old = out.with_name(out.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -292,10 +270,54 @@ def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
+
+
+def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out: Path,
+           defaults: bool = True) -> PreparedDataset:
+    """Read ``card``'s files through its format, filter, split, and write the result to ``out``
+    (built in ``<out>.incomplete`` and renamed into place at the end)."""
+    where = str(card.path)
+    fmt = get_format(card.format)
+    input_sums = _input_sums(card, src, folder)
+    inter = fmt.read_interactions(card, folder)
+    _check_negatives(inter, filters, where)
+    n_source = fmt.feature_row_count(card, inter)
+    raw_stats = {"interactions": len(inter), "users": int(len(np.unique(inter.user))),
+                 "items": int(len(np.unique(inter.item)))}
+    arrays, user_ids, item_ids = _split_columns(_filter(inter, filters, where), split, where)
+    stats = _stats(arrays, len(user_ids), len(item_ids), raw_stats)
+    _check_published_stats(card, stats, defaults)
+    tmp = _staged(out)
+    try:
+        files_written = _write_split(tmp, arrays, user_ids, item_ids)
+        for role, ids, fname in (("items", item_ids, "item_attributes.tsv"),
+                                 ("users", user_ids, "user_attributes.tsv")):
+            table = _side_table(fmt, card, folder, role, ids)
+            if table is not None:
+                atomic_write_text(tmp / fname, table)
+        features = _copy_card_features(fmt, card, folder, tmp, item_ids.tolist(), n_source)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written stays behind
+        raise
+    write_json(tmp / "manifest.json", {
+        "schema": PREPARED_SCHEMA,
+        "dataset": {"name": card.name, "version": card.version, "title": card.meta["title"],
+                    "license": card.meta["license"], "modalities": card.meta["modalities"]},
+        "card_sha256": card.sha256,
+        "source": {"name": src["name"], "files": input_sums},
+        "filters": filters,
+        "split": split,
+        "fingerprint": split_fingerprint(arrays, _id_map(user_ids), _id_map(item_ids)),
+        "files": files_written,
+        "stats": stats,
+        "features": features,
+        "mmbench_version": __version__,
+    })
+    _put_in_place(tmp, out)
     return PreparedDataset.load(out)
 
 
-def _copy_card_features(card: Card, folder: Path, out: Path, raw_ids: list[str],
+def _copy_card_features(fmt: Format, card: Card, folder: Path, out: Path, raw_ids: list[str],
                         n_source: int | None = None) -> dict[str, str]:
     """Row-aligned feature files named by the card go into the feature store; returns key -> fingerprint.
 
@@ -307,7 +329,6 @@ def _copy_card_features(card: Card, folder: Path, out: Path, raw_ids: list[str],
     if not feats:
         return {}
     from ..features.store import FeatureStore, load_npy, validate_matrix
-    from .formats_extra import feature_rows
 
     store = FeatureStore(out / "features", len(raw_ids))
     rows = None
@@ -323,7 +344,7 @@ def _copy_card_features(card: Card, folder: Path, out: Path, raw_ids: list[str],
         dtype = str(mat.dtype)
         mat = validate_matrix(mat, len(mat), where=str(p))  # dtype, NaN/inf (rows named as in the file)
         if rows is None:
-            rows = feature_rows(card, folder, raw_ids, str(p))
+            rows = fmt.feature_rows(card, folder, raw_ids, str(p))
         if n_source is not None and len(mat) != n_source:
             raise DataError(f"feature file has {len(mat)} rows but the interaction file has {n_source} items",
                             where=str(p), hint="row i of a feature file must be item i; regenerate the file")

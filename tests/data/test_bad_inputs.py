@@ -79,7 +79,7 @@ LOCAL_CASES = {
                        '[files]\nitems = "a.dat"\ntags = "t.dat"\ntagged = "ut.dat"\n[split]\nmethod = "random_loo"\n',
                        r"ut\.dat:2: field 'tagID': tag '9' is not in t\.dat"),
     "not UTF-8": ("mmrec", {"m.inter": b"userID\titemID\trating\tx_label\n0\t0\t1\t0\n0\t\xff1\t1\t2\n"}, PRESET,
-                  r"m\.inter:3: not utf-8 text"),
+                  r"m\.inter:3: not UTF-8 text"),
     "published statistics differ": ("mmrec", {"m.inter": MMREC_OK}, PRESET + "[stats]\ninteractions = 5\n",
                                     r"m\.toml: prepared statistics differ from the card's published ones: "
                                     r"interactions 4 != 5"),
