@@ -80,7 +80,7 @@ def compare(records, metrics, test, alpha, fmt):
     """Compare run RECORDS (files or folders) ranx-style: one row per model configuration
     (seeds averaged per user), superscripts name the rows it is significantly better than
     (paired test on per-user values, Holm-corrected over all pairs of each metric)."""
-    from ..compare import compare as compare_records
+    from ..leaderboard.compare import compare as compare_records
 
     report = compare_records(records, metrics, test=test, alpha=alpha)
     click.echo(report.table(fmt))

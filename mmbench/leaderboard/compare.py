@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MMBenchError
+from ..errors import MMBenchError
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 SUPERSCRIPT = dict(zip(LETTERS, "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖᵠʳˢᵗᵘᵛʷˣʸᶻ"))
@@ -47,7 +47,7 @@ class Report:
         return tabulate(body, headers=["#", "Model", "Seeds"] + self.metrics, tablefmt=fmt, disable_numparse=True)
 
     def legend(self) -> str:
-        from .stats import TEST_NAMES
+        from ..stats import TEST_NAMES
 
         return (f"Superscripts: significantly better than those rows ({TEST_NAMES[self.test]} on per-user values "
                 f"averaged over seeds, Holm-corrected over all pairs, alpha = {self.alpha:g}).")
@@ -55,7 +55,7 @@ class Report:
 
 def collect(paths) -> list[tuple[Path, dict]]:
     """Final records named by ``paths`` (record files, or folders searched recursively)."""
-    from .records import iter_records, read_record, record_stage
+    from ..records import iter_records, read_record, record_stage
 
     found = []
     for p in map(Path, paths):
@@ -100,9 +100,9 @@ def _configurations(found: list[tuple[Path, dict]]) -> dict[tuple[str, str], lis
 
 
 def _row(letter: str, label: str, members: list[tuple[Path, dict]], metrics: list[str]) -> ReportRow:
-    from .evaluate.metrics import get
-    from .records import read_per_user
-    from .stats import per_user_mean
+    from ..evaluate.metrics import get
+    from ..records import read_per_user
+    from ..stats import per_user_mean
 
     pu = [read_per_user(p) for p, _ in sorted(members, key=lambda x: x[1]["seed"])]
     vectors = {}
@@ -118,8 +118,8 @@ def _row(letter: str, label: str, members: list[tuple[Path, dict]], metrics: lis
 def compare(paths, metrics=(), *, test: str = "t-test", alpha: float = 0.05) -> Report:
     """Compare the final records under ``paths`` on ``metrics`` (default: the protocol's
     metrics, then its rating metrics, that the records have)."""
-    from .evaluate.metrics import higher_is_better
-    from .stats import compare_all
+    from ..evaluate.metrics import higher_is_better
+    from ..stats import compare_all
 
     found = collect(paths)
     groups = _configurations(found)
