@@ -5,7 +5,7 @@ and hash go into every run record, and leaderboards reject records whose protoco
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from .errors import ConfigError
 from .io import hash_params

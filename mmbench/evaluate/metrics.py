@@ -270,7 +270,8 @@ def _load_plugin(name: str) -> Metric:
 
 
 def names(kind: str | None = None) -> list[str]:
-    """Built-in metrics (of ``kind``), then installed plugins' (by entry-point name, not loaded)."""
+    """Built-in metrics of ``kind``; with no kind, all of them and then the installed plugins'
+    (entry-point names, nothing loaded)."""
     from .. import registry
 
     own = [n for n, m in BUILTIN.items() if kind is None or m.kind == kind]

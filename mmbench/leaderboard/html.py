@@ -14,7 +14,7 @@ from html import escape
 
 from ..evaluate.metrics import get, higher_is_better
 from ..stats import TESTS
-from .text import ENV_KEYS, legend, fmt_p, short_params
+from .text import ENV_KEYS, fmt_p, legend, short_params
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
            "#bab0ac", "#17becf", "#bcbd22", "#1f77b4", "#8c564b", "#d62728", "#2ca02c", "#9467bd", "#7f7f7f",
