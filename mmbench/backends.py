@@ -15,7 +15,6 @@ Nothing here imports torch or ray at module import.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
@@ -165,52 +164,3 @@ def _execute_ray(jobs, *, address, device, workers, on_result):
 def _ray_call(job, threads: int, env: dict):
     _init_worker(threads, env)
     return _call(job)
-
-
-# -- suites ---------------------------------------------------------------------------------------
-_DATASETS: dict = {}  # per worker process: prepared datasets already loaded
-
-
-def _suite_job(suite, dataset_path: str, job, results, device: str, force: bool):
-    """What a worker runs for one suite job: load the prepared dataset (once per process)
-    and run the job exactly as the local backend does."""
-    from .data.dataset import PreparedDataset
-    from .suite import execute_job
-
-    ds = _DATASETS.get(dataset_path)
-    if ds is None:
-        ds = _DATASETS[dataset_path] = PreparedDataset.load(dataset_path)
-    return execute_job(suite, ds, job, results=results, device=device, force=force)
-
-
-def suite_runner(backend: str = "local", *, workers: int | None = None, address: str | None = None):
-    """A runner with the signature of ``suite.run_jobs_local`` that executes the jobs on
-    ``backend``: one job per (model, params, seed), records written by the workers."""
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}", hint=f"use one of {', '.join(BACKENDS)}")
-    if backend == "local" and address is not None:
-        raise ConfigError("--address is only for the ray backend", hint="add --backend ray")
-    if backend == "ray" and importlib.util.find_spec("ray") is None:  # fail before any job runs
-        raise ConfigError("the ray backend needs Ray", hint="pip install 'mmbench[ray]', or use --backend local")
-
-    def run_jobs(suite, dataset, todo, *, results, device, force, on_done, keep_going=True):
-        from functools import partial
-
-        from .errors import TrainingError
-        from .suite import run_jobs_local
-        from .models.training import resolve_device
-
-        where = resolve_device(device) if device == "auto" else device  # sizes the pool / asks Ray for GPUs
-        if backend == "local" and pool_size(len(todo), workers, where)[0] == 1:
-            return run_jobs_local(suite, dataset, todo, results=results, device=device, force=force,
-                                  on_done=on_done, keep_going=keep_going)
-        tasks = [partial(_suite_job, suite, str(dataset.path), job, results, device, force) for job in todo]
-
-        def done(i, outcome):
-            on_done(outcome)
-            if outcome.status == "failed" and not keep_going:
-                raise TrainingError(f"{outcome.job.describe()} failed: {outcome.error}")
-
-        return execute(tasks, backend=backend, workers=workers, address=address, device=where, on_result=done)
-
-    return run_jobs

@@ -5,7 +5,7 @@ and hash go into every run record, and leaderboards reject records whose protoco
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from .errors import ConfigError
 from .io import hash_params
@@ -15,18 +15,16 @@ DEFAULT_METRICS = [f"{m}@{k}" for k in (10, 20) for m in ("recall", "ndcg", "pre
 
 def canonical_metric(name: str) -> str:
     """``'NDCG@10'`` -> ``'ndcg@10'``; an item-group suffix is kept: ``'Recall@20/tail'`` ->
-    ``'recall@20/tail'`` (metric restricted to long-tail items, see evaluate.ranking)."""
-    from .evaluate.metrics import canonical
+    ``'recall@20/tail'`` (the metric restricted to long-tail items). A protocol lists ranking
+    and rating metrics; the beyond-accuracy ones come with every evaluation."""
+    from .evaluate.metrics import canonical, get
 
-    base, sep, group = name.partition("/")
-    if not sep:
-        return canonical(base)
-    from .evaluate.ranking import ITEM_GROUPS
-
-    if group not in ITEM_GROUPS or "@" not in base:
-        raise ConfigError(f"metric {name!r}: the item group must be one of {list(ITEM_GROUPS)} after a "
-                          "ranking metric", hint="e.g. 'recall@20/tail' or 'ndcg@10/cold'")
-    return f"{canonical(base)}/{group}"
+    out = canonical(name)
+    kind = get(out).kind
+    if kind not in ("ranking", "rating"):
+        raise ConfigError(f"metric {name!r} is a {kind} metric: every ranking evaluation reports it",
+                          hint="list ranking metrics (name@k) and rating metrics in a protocol")
+    return out
 
 
 @dataclass(frozen=True)
@@ -51,11 +49,18 @@ class Protocol:
 
     @property
     def ranking_metrics(self) -> list[str]:
-        return [m for m in self.metrics if "@" in m]
+        from .evaluate.metrics import get
+
+        return [m for m in self.metrics if get(m).kind == "ranking"]
 
     def valid_metric(self, model_task: str) -> str:
-        """Metric used for early stopping: the main metric (RMSE for rating models on a
-        rating-track protocol whose main metric is a rating metric)."""
+        """The validation metric that early stopping and model selection use for a model of
+        ``model_task``: the main metric, except that a model that only ranks is judged on the
+        first ranking metric when the main metric is a rating metric."""
+        from .evaluate.metrics import get
+
+        if model_task != "rating" and get(self.main_metric).kind == "rating":
+            return self.ranking_metrics[0]
         return self.main_metric
 
     def as_dict(self) -> dict:

@@ -42,6 +42,12 @@ def record_path(results: Path, suite: str, dataset: str, model: str, params_hash
     return Path(results) / suite / dataset / model / params_hash[:8] / name
 
 
+def model_dir(name: str) -> str:
+    """The folder of a model's records: its name with ``:`` and ``/`` (a ``file.py:Class``
+    model) made safe for a path."""
+    return name.replace(":", "-").replace("/", "-")
+
+
 def record_stage(rec: dict) -> str:
     """'final' (evaluated on test, may enter a leaderboard) or 'search' (validation only)."""
     return rec.get("selection", {}).get("stage", "final")

@@ -13,7 +13,7 @@ from .io import hash_params
 from .models import model_params
 from .models.params import validate_params
 from .protocol import Protocol
-from .records import SCHEMA, read_record, record_path, write_record
+from .records import SCHEMA, model_dir, read_record, record_path, write_record
 
 
 @dataclass
@@ -43,15 +43,15 @@ def validation_context(dataset, protocol: Protocol, metric: str, device: str, ch
     """The :class:`~mmbench.models.training.FitContext` of a run: early stopping on the
     validation value of ``metric`` (the model never sees labels), checkpoints beside the
     record."""
-    from .evaluate.metrics import higher_is_better
+    from .evaluate.metrics import get, higher_is_better
     from .evaluate.ranking import evaluate_rating, evaluate_ranking
     from .models.training import FitContext
 
     def validate(model) -> float:
-        if "@" in metric:
-            res = evaluate_ranking(model.score, dataset, "valid", [metric], device=device, beyond_accuracy=False)
-        else:
+        if get(metric).kind == "rating":
             res = evaluate_rating(model.predict, dataset, "valid", device=device)
+        else:
+            res = evaluate_ranking(model.score, dataset, "valid", [metric], device=device, beyond_accuracy=False)
         return res.metrics[metric]
 
     return FitContext(validate, higher_is_better(metric), checkpoint, checkpoint_key, resume)
@@ -74,8 +74,8 @@ def run_one(model: str | ModelSpec, dataset, *, params: dict | None = None, seed
     spec = model if isinstance(model, ModelSpec) else ModelSpec.resolve(model)
     job = _Job(spec, dataset, spec.params(params or {}), seed, device, protocol or Protocol(), suite, feature_keys,
                selection or {"method": "fixed", "on": "valid"}, resume)
-    job.path = record_path(results, suite, dataset.name, spec.name.replace(":", "-").replace("/", "-"),
-                           job.params_hash, seed, job.selection.get("stage", "final"))
+    job.path = record_path(results, suite, dataset.name, model_dir(spec.name), job.params_hash, seed,
+                           job.selection.get("stage", "final"))
     if job.path.exists() and not force:
         return read_record(job.path), job.path, "skipped"
     if not lock:
@@ -163,8 +163,6 @@ class _Job:
     def fit(self, features: dict):
         model = self.spec.cls(**self.params)
         valid_metric = self.protocol.valid_metric(self.task)
-        if "@" not in valid_metric and self.task != "rating":
-            valid_metric = self.protocol.ranking_metrics[0]
         context = validation_context(self.dataset, self.protocol, valid_metric, self.device,
                                      checkpoint_path(self.path),
                                      f"{self.params_hash}:{self.dataset.fingerprint}:{self.seed}:{self.device}",

@@ -24,6 +24,8 @@ from .errors import ConfigError
 TESTS = ("t-test", "wilcoxon", "fisher")
 FISHER_RESAMPLES = 10_000
 FISHER_SEED = 0
+TEST_NAMES = {"t-test": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test",
+              "fisher": f"Fisher randomization test ({FISHER_RESAMPLES:,} sign flips)"}
 
 
 @dataclass(frozen=True)

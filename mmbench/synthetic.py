@@ -111,7 +111,7 @@ def make_synthetic(n_users: int = 300, n_items: int = 400, dim: int = 8,
     """
     from .data.cards import load_card
     from .data.prepare import prepare
-    from .io import atomic_write_text, hash_params
+    from .io import hash_params
     from .paths import data_home
 
     if not 0 <= cold_fraction < 1 or not 0 <= missing_fraction < 1:
@@ -125,6 +125,21 @@ def make_synthetic(n_users: int = 300, n_items: int = 400, dim: int = 8,
     root.mkdir(parents=True, exist_ok=True)
     g = generate(n_users, n_items, dim, modalities, per_user=per_user, cold_fraction=cold_fraction,
                  missing_fraction=missing_fraction, noise=noise, temperature=temperature, seed=seed)
+    ds = prepare(load_card(_write_source(root, name, g, params, key, modalities)))
+    store = ds.features
+    rows = np.asarray([int(r) for r in ds.item_raw_ids()])  # our item index -> generated item id
+    for m, (values, mask) in g["features"].items():
+        fkey = f"{m}/synthetic"
+        if fkey in store and store.get(fkey).meta.get("generator") == params:
+            continue
+        store.put(fkey, values[rows], mask[rows], meta={"encoder": "synthetic", "generator": params})
+    return ds
+
+
+def _write_source(root: Path, name: str, g: dict, params: dict, key: str, modalities) -> Path:
+    """The generated interactions as a RecBole ``.inter`` with a preset split, and its card."""
+    from .io import atomic_write_text
+
     lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float\tlabel:float"]
     lines += [f"{u}\t{i}\t{r:g}\t{t}\t{lab}" for u, i, r, t, lab in
               zip(g["user"].tolist(), g["item"].tolist(), g["rating"].tolist(), g["timestamp"].tolist(),
@@ -155,15 +170,7 @@ label = "label"
 method = "preset"
 column = "label"
 ''')
-    ds = prepare(load_card(card))
-    store = ds.features
-    rows = np.asarray([int(r) for r in ds.item_raw_ids()])  # our item index -> generated item id
-    for m, (values, mask) in g["features"].items():
-        fkey = f"{m}/synthetic"
-        if fkey in store and store.get(fkey).meta.get("generator") == params:
-            continue
-        store.put(fkey, values[rows], mask[rows], meta={"encoder": "synthetic", "generator": params})
-    return ds
+    return card
 
 
 def _toml_list(items) -> str:

@@ -10,6 +10,7 @@ import pytest
 from mmbench import backends as B
 from mmbench.errors import ConfigError
 from mmbench.records import read_per_user, read_record
+from mmbench.suite import backend_runner
 
 from .helpers import planted_rows, write_card, write_inter
 
@@ -68,9 +69,9 @@ def test_bad_backend_options_are_one_line_errors():
     with pytest.raises(ConfigError, match="only for the ray backend"):
         B.execute([partial(_square, 1)], address="10.0.0.1:6379")
     with pytest.raises(ConfigError, match="only for the ray backend"):
-        B.suite_runner("local", address="10.0.0.1:6379")
+        backend_runner("local", address="10.0.0.1:6379")
     with pytest.raises(ConfigError, match="unknown backend"):
-        B.suite_runner("slurm")
+        backend_runner("slurm")
 
 
 # -- suites: identical records --------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """End to end through the real console command, on the embedded ml-100k with few epochs."""
 import json
 import re
-import shutil
 
 import pytest
 

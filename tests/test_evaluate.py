@@ -5,7 +5,7 @@ import torch
 
 from mmbench.data.cards import find_card
 from mmbench.data.prepare import prepare
-from mmbench.evaluate.ranking import evaluate_rating, evaluate_ranking, gini, rank_and_score
+from mmbench.evaluate.ranking import evaluate_rating, evaluate_ranking, rank_and_score
 from mmbench.errors import TrainingError
 
 from .helpers import planted_rows, write_card, write_inter
@@ -114,11 +114,6 @@ def test_rating_metrics_by_hand(toy):
     res = evaluate_rating(lambda uu, ii: torch.as_tensor(r, dtype=torch.float32)[: len(uu)] + 1.0, toy, "test",
                           batch=10**9)
     assert res.metrics["rmse"] == pytest.approx(1.0) and res.metrics["mae"] == pytest.approx(1.0)
-
-
-def test_gini_extremes():
-    assert gini(np.ones(10)) == pytest.approx(0.0)
-    assert gini(np.array([0] * 9 + [5])) == pytest.approx(0.9)
 
 
 def test_core_loop_never_recommends_excluded_items():

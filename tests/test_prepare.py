@@ -1,6 +1,5 @@
 """Preparation: the embedded ml-100k, byte-identical splits, fingerprints, bad input."""
 import json
-import os
 
 import numpy as np
 import pytest

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from mmbench.data.filters import k_core
 from mmbench.data.splits import (TEST, TRAIN, VALID, split_random_loo, split_random_ratio, split_temporal_loo,

@@ -51,7 +51,7 @@ def multihot(ds, field: str, sep: str | None = None, where: str = "") -> tuple[n
 
 
 def _read_pairs(path: Path, ncols: int) -> list[list[str]]:
-    from ..data.formats import read_table
+    from ..data.formats.recbole import read_table
 
     header, rows = read_table(path)
     if len(header) != ncols:

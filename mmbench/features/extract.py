@@ -131,6 +131,75 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _progress_bar(progress: bool, n: int, key: str):
+    if not progress:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=n, desc=key, unit="item", dynamic_ncols=True)
+
+
+def _encode_batch(encode, inputs: list, start: int, stop: int, dim: int, device: str,
+                  where: str) -> tuple[np.ndarray, dict[int, str]]:
+    """Rows ``start:stop`` encoded (zeros where there is no input or decoding failed) and the
+    failures by item index."""
+    pos = [i for i in range(start, stop) if inputs[i] is not None]
+    vals = np.zeros((stop - start, dim), dtype=np.float32)
+    if not pos:
+        return vals, {}
+    out, bad = encode([inputs[i] for i in pos], device=device)
+    out = np.asarray(out, dtype=np.float32)
+    if out.shape != (len(pos), dim) or any(not 0 <= j < len(pos) for j in bad):
+        raise RegistryError(f"encoder returned shape {out.shape} for {len(pos)} inputs "
+                            f"(expected ({len(pos)}, {dim}))", where=where)
+    good = [j for j in range(len(pos)) if j not in bad]
+    if good:
+        vals[[pos[j] - start for j in good]] = check_output(out[good], len(good), dim, where=where)
+    return vals, {pos[j]: msg for j, msg in bad.items()}
+
+
+def _run_batches(encoder: Any, inputs: list, cdir: Path, bs: int, device: str, bar):
+    """Every batch, from the cache when finished there, else encoded and cached. Returns the
+    values, the mask, the failures and how many rows came from the cache."""
+    n, dim = len(inputs), int(encoder.dim)
+    encode, where = _tolerant(encoder), f"encoder {_encoder_key(encoder)}"
+    values = np.zeros((n, dim), dtype=np.float32)
+    mask = np.array([x is not None for x in inputs], dtype=bool)
+    failed_all: dict[int, str] = {}
+    n_cached = 0
+    for start in range(0, n, bs):
+        stop = min(n, start + bs)
+        got = _load_batch(cdir, start, stop - start, dim)
+        if got is not None:
+            vals, failed = got
+            n_cached += stop - start
+        else:
+            vals, failed = _encode_batch(encode, inputs, start, stop, dim, device, where)
+            # sidecar first, matrix last: the .npy marks the batch complete
+            write_json(cdir / f"batch_{start}.json",
+                       {"start": start, "rows": stop - start, "failed": {str(k): v for k, v in failed.items()}})
+            _save_npy(cdir / f"batch_{start}.npy", vals)
+        values[start:stop] = vals
+        for i, msg in failed.items():
+            mask[i] = False
+            failed_all[i] = msg
+        if bar is not None:
+            bar.update(stop - start)
+    values[~mask] = 0.0
+    return values, mask, failed_all, n_cached
+
+
+def _warn_failed(key: str, failed_all: dict[int, str], n: int) -> None:
+    n_failed = len(failed_all)
+    if n_failed:
+        shown = "; ".join(failed_all[i] for i in sorted(failed_all)[:_SHOW_FAILED])
+        more = f" (and {n_failed - _SHOW_FAILED} more)" if n_failed > _SHOW_FAILED else ""
+        warnings.warn(f"feature {key}: {n_failed} of {n} items could not be decoded and are marked missing: "
+                      f"{shown}{more}", MissingMediaWarning, stacklevel=3)
+
+
 def extract_features(store: FeatureStore, encoder: Any, inputs: list, *, key: str | None = None,
                      batch_size: int = 64, device: str = "cpu", progress: bool = True,
                      cache_dir: str | Path, keep_cache: bool = False) -> Feature:
@@ -149,79 +218,26 @@ def extract_features(store: FeatureStore, encoder: Any, inputs: list, *, key: st
     bs = int(batch_size)
     if bs < 1:
         raise DataError(f"batch_size must be >= 1, got {batch_size}", where=f"feature {key}")
-    dim = int(encoder.dim)
     config = encoder.config()
     ck = cache_key(encoder, inputs, bs)
     cdir = Path(cache_dir) / ck
     cdir.mkdir(parents=True, exist_ok=True)
     write_json(cdir / "manifest.json", {"key": key, "encoder": _encoder_key(encoder), "config": config,
                                         "batch_size": bs, "n_items": n})
-    encode = _tolerant(encoder)
-    where = f"encoder {_encoder_key(encoder)}"
-
-    values = np.zeros((n, dim), dtype=np.float32)
-    mask = np.array([x is not None for x in inputs], dtype=bool)
-    failed_all: dict[int, str] = {}
-    n_cached = 0
-
-    bar = None
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n, desc=key, unit="item", dynamic_ncols=True)
-        except ImportError:
-            bar = None
+    bar = _progress_bar(progress, n, key)
     try:
-        for start in range(0, n, bs):
-            stop = min(n, start + bs)
-            got = _load_batch(cdir, start, stop - start, dim)
-            if got is not None:
-                vals, failed = got
-                n_cached += stop - start
-            else:
-                pos = [i for i in range(start, stop) if inputs[i] is not None]
-                vals = np.zeros((stop - start, dim), dtype=np.float32)
-                failed = {}
-                if pos:
-                    out, bad = encode([inputs[i] for i in pos], device=device)
-                    out = np.asarray(out, dtype=np.float32)
-                    if out.shape != (len(pos), dim) or any(not 0 <= j < len(pos) for j in bad):
-                        raise RegistryError(f"encoder returned shape {out.shape} for {len(pos)} inputs "
-                                            f"(expected ({len(pos)}, {dim}))", where=where)
-                    good = [j for j in range(len(pos)) if j not in bad]
-                    if good:
-                        vals[[pos[j] - start for j in good]] = check_output(out[good], len(good), dim, where=where)
-                    failed = {pos[j]: msg for j, msg in bad.items()}
-                # sidecar first, matrix last: the .npy marks the batch complete
-                write_json(cdir / f"batch_{start}.json",
-                           {"start": start, "rows": stop - start, "failed": {str(k): v for k, v in failed.items()}})
-                _save_npy(cdir / f"batch_{start}.npy", vals)
-            values[start:stop] = vals
-            for i, msg in failed.items():
-                mask[i] = False
-                failed_all[i] = msg
-            if bar is not None:
-                bar.update(stop - start)
+        values, mask, failed_all, n_cached = _run_batches(encoder, inputs, cdir, bs, device, bar)
     finally:
         if bar is not None:
             bar.close()
-
-    values[~mask] = 0.0
-    n_no_input = int(sum(x is None for x in inputs))
-    n_failed = len(failed_all)
-    if n_failed:
-        shown = "; ".join(failed_all[i] for i in sorted(failed_all)[:_SHOW_FAILED])
-        more = f" (and {n_failed - _SHOW_FAILED} more)" if n_failed > _SHOW_FAILED else ""
-        warnings.warn(f"feature {key}: {n_failed} of {n} items could not be decoded and are marked missing: "
-                      f"{shown}{more}", MissingMediaWarning, stacklevel=2)
+    _warn_failed(key, failed_all, n)
     meta = {
         "encoder": _encoder_key(encoder),
         "encoder_class": f"{type(encoder).__module__}.{type(encoder).__qualname__}",
         "config": config,
         "n_missing": int((~mask).sum()),
-        "n_no_input": n_no_input,
-        "n_failed": n_failed,
+        "n_no_input": int(sum(x is None for x in inputs)),
+        "n_failed": len(failed_all),
         "failed": [{"index": i, "error": failed_all[i]} for i in sorted(failed_all)[:_KEEP_FAILED]],
         "cache_key": ck,
         "batch_size": bs,

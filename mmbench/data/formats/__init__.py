@@ -10,9 +10,8 @@ import difflib
 from ... import registry
 from ...errors import ConfigError, RegistryError
 from .base import Format, Interactions, Layout, SideTable
-from .recbole import read_table
 
-__all__ = ["Format", "Interactions", "Layout", "SideTable", "get_format", "read_table"]
+__all__ = ["Format", "Interactions", "Layout", "SideTable", "get_format"]
 
 ABILITIES = {"detect": "be imported", "write": "be exported"}  # optional method -> what it enables
 

@@ -9,7 +9,12 @@ load (through the same click handler a user triggers), which the browser test us
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from html import escape
+
+from ..evaluate.metrics import get, higher_is_better
+from ..stats import TESTS
+from .text import ENV_KEYS, fmt_p, legend, short_params
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
            "#bab0ac", "#17becf", "#bcbd22", "#1f77b4", "#8c564b", "#d62728", "#2ca02c", "#9467bd", "#7f7f7f",
@@ -146,8 +151,6 @@ def colors(lb) -> dict[str, str]:
 
 
 def bar_chart(lb, metric: str, color: dict[str, str], width: int = 420) -> str:
-    from .leaderboard import higher_is_better
-
     rows = [r for r in lb.rows if metric in r.test]
     if not rows:
         return ""
@@ -196,13 +199,29 @@ def bar_chart(lb, metric: str, color: dict[str, str], width: int = 420) -> str:
     return "".join(out)
 
 
-def scatter(lb, color: dict[str, str], width: int = 960, height: int = 460) -> str:
-    m = lb.main_metric
-    rows = [r for r in lb.rows if m in r.test]
-    if not rows:
-        return ""
+@dataclass
+class _Frame:
+    """The scatter's plot area and axes: log10 training time on x, the metric on y."""
+
+    left: int
+    top: int
+    pw: int
+    ph: int
+    xlo: int
+    xhi: int
+    ylo: float
+    yhi: float
+    yticks: list[float]
+
+    def x(self, v: float) -> float:
+        return self.left + (math.log10(max(v, 0.01)) - self.xlo) / (self.xhi - self.xlo) * self.pw
+
+    def y(self, v: float) -> float:
+        return self.top + (1 - (v - self.ylo) / (self.yhi - self.ylo)) * self.ph
+
+
+def _frame(rows, m: str, width: int, height: int) -> _Frame:
     left, right, top, bottom = 64, 150, 16, 44
-    pw, ph = width - left - right, height - top - bottom
     xs = [math.log10(max(r.fit_s, 0.01)) for r in rows]
     xlo, xhi = math.floor(min(xs)), math.ceil(max(xs))
     if xhi - xlo < 1:
@@ -211,48 +230,56 @@ def scatter(lb, color: dict[str, str], width: int = 960, height: int = 460) -> s
     yhi = max(r.test[m].mean + r.test[m].std for r in rows)
     pad = (yhi - ylo) * 0.08 or abs(yhi) * 0.1 or 0.1
     yt = nice_ticks(ylo - pad, yhi + pad, 5)
-    ylo, yhi = min(yt[0], ylo - pad), max(yt[-1], yhi + pad)
+    return _Frame(left, top, width - left - right, height - top - bottom, xlo, xhi, min(yt[0], ylo - pad),
+                  max(yt[-1], yhi + pad), yt)
 
-    def X(v):
-        return left + (math.log10(max(v, 0.01)) - xlo) / (xhi - xlo) * pw
 
-    def Y(v):
-        return top + (1 - (v - ylo) / (yhi - ylo)) * ph
-
-    out = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-           f'aria-label="{escape(m)} against training time" id="scatter-plot">']
-    for t in yt:
-        if ylo <= t <= yhi:
-            out.append(f'<line class="gridline" x1="{left}" y1="{_f(Y(t))}" x2="{left + pw}" y2="{_f(Y(t))}"/>'
-                       f'<text class="tick" x="{left - 6}" y="{_f(Y(t) + 3.5)}" text-anchor="end">{_tick_label(t)}</text>')
-    for e in range(xlo, xhi + 1):
-        for mult in ((1, 2, 5) if xhi - xlo <= 3 else (1,)):
+def _axes(f: _Frame, m: str, height: int) -> list[str]:
+    """Grid lines, ticks, axes and their titles."""
+    left, top, pw, ph = f.left, f.top, f.pw, f.ph
+    out = []
+    for t in f.yticks:
+        if f.ylo <= t <= f.yhi:
+            out.append(f'<line class="gridline" x1="{left}" y1="{_f(f.y(t))}" x2="{left + pw}" y2="{_f(f.y(t))}"/>'
+                       f'<text class="tick" x="{left - 6}" y="{_f(f.y(t) + 3.5)}" text-anchor="end">{_tick_label(t)}'
+                       '</text>')
+    for e in range(f.xlo, f.xhi + 1):
+        for mult in ((1, 2, 5) if f.xhi - f.xlo <= 3 else (1,)):
             v = mult * 10 ** e
-            if not 10 ** xlo <= v <= 10 ** xhi:
+            if not 10 ** f.xlo <= v <= 10 ** f.xhi:
                 continue
-            out.append(f'<line class="gridline" x1="{_f(X(v))}" y1="{top}" x2="{_f(X(v))}" y2="{top + ph}"/>'
-                       f'<text class="tick" x="{_f(X(v))}" y="{top + ph + 14}" text-anchor="middle">{_tick_label(v)}'
+            out.append(f'<line class="gridline" x1="{_f(f.x(v))}" y1="{top}" x2="{_f(f.x(v))}" y2="{top + ph}"/>'
+                       f'<text class="tick" x="{_f(f.x(v))}" y="{top + ph + 14}" text-anchor="middle">{_tick_label(v)}'
                        '</text>')
     out.append(f'<line class="axis" x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}"/>'
                f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}"/>'
                f'<text x="{left + pw / 2:.0f}" y="{height - 8}" text-anchor="middle">training time per run (s, log '
                f'scale)</text><text transform="translate(14 {top + ph / 2:.0f}) rotate(-90)" text-anchor="middle">'
                f'{escape(m)} (test)</text>')
-    pts = {r.key: (X(r.fit_s), Y(r.test[m].mean)) for r in rows}
+    return out
+
+
+# label offsets from a point, tried in order: beside it (right, left, above, below), else further down
+# with a leader line
+_LABEL_TRIES = [(9, 4, "start"), (-9, 4, "end"), (9, -8, "start"), (9, 16, "start"), (-9, -8, "end"),
+                (-9, 16, "end")] + [(14, 4 + d * sgn, "start") for d in range(22, 200, 12) for sgn in (1, -1)]
+
+
+def _points(rows, m: str, f: _Frame, color: dict[str, str], width: int) -> list[str]:
+    """One point per model with its whisker and a label placed where it overlaps nothing."""
+    pts = {r.key: (f.x(r.fit_s), f.y(r.test[m].mean)) for r in rows}
     boxes: list[tuple[float, float, float, float]] = [(x - 7, y - 7, x + 7, y + 7) for x, y in pts.values()]
 
     def free(b):
         return all(b[2] <= o[0] or o[2] <= b[0] or b[3] <= o[1] or o[3] <= b[1] for o in boxes) and \
-            left <= b[0] and b[2] <= width - 2 and top - 4 <= b[1] and b[3] <= top + ph + 2
+            f.left <= b[0] and b[2] <= width - 2 and f.top - 4 <= b[1] and b[3] <= f.top + f.ph + 2
 
+    out = []
     for r in sorted(rows, key=lambda r: (-r.test[m].mean, r.rank)):
         s = r.test[m]
         cx, cy = pts[r.key]
         w = 6.3 * len(r.label)
-        # beside the point (right, left, above, below), else further down with a leader line
-        tries = [(9, 4, "start"), (-9, 4, "end"), (9, -8, "start"), (9, 16, "start"), (-9, -8, "end"),
-                 (-9, 16, "end")] + [(14, 4 + d * sgn, "start") for d in range(22, 200, 12) for sgn in (1, -1)]
-        for dx, dy, anchor in tries:
+        for dx, dy, anchor in _LABEL_TRIES:
             x0 = cx + dx if anchor == "start" else cx + dx - w
             box = (x0, cy + dy - 10, x0 + w, cy + dy + 2)
             if free(box):
@@ -262,20 +289,29 @@ def scatter(lb, color: dict[str, str], width: int = 960, height: int = 460) -> s
         out.append(f'<g class="point" data-model="{escape(r.key)}"><title>{escape(r.label)}: {m} {s.mean:.4f} ± '
                    f'{s.std:.4f}, {r.fit_s:.1f} s</title>')
         if s.std > 0:
-            out.append(f'<path class="err" d="M{_f(cx)} {_f(Y(s.mean - s.std))}V{_f(Y(s.mean + s.std))}"/>')
+            out.append(f'<path class="err" d="M{_f(cx)} {_f(f.y(s.mean - s.std))}V{_f(f.y(s.mean + s.std))}"/>')
         if abs(dy) > 20:  # far from its point: a leader line says whose label it is
             out.append(f'<path d="M{_f(cx + 5)} {_f(cy)}L{_f(tx - 2)} {_f(cy + dy - 4)}" stroke="#9aa3b2" '
                        'stroke-width="0.8" fill="none"/>')
         end = ' text-anchor="end"' if anchor == "end" else ""
         out.append(f'<circle cx="{_f(cx)}" cy="{_f(cy)}" r="6" fill="{color[r.key]}" stroke="#fff" '
                    f'stroke-width="1.5"/><text x="{_f(tx)}" y="{_f(cy + dy)}"{end}>{escape(r.label)}</text></g>')
-    out.append("</svg>")
-    return "".join(out)
+    return out
+
+
+def scatter(lb, color: dict[str, str], width: int = 960, height: int = 460) -> str:
+    """The main metric against training time (log axis), one labelled point per model."""
+    m = lb.main_metric
+    rows = [r for r in lb.rows if m in r.test]
+    if not rows:
+        return ""
+    f = _frame(rows, m, width, height)
+    return "".join([f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+                    f'aria-label="{escape(m)} against training time" id="scatter-plot">']
+                   + _axes(f, m, height) + _points(rows, m, f, color, width) + ["</svg>"])
 
 
 def _table(lb, color) -> str:
-    from .leaderboard import higher_is_better
-
     cols = lb.columns
     head = ['<th data-type="num" data-key="rank" data-first="asc"><button type="button">#</button></th>',
             '<th class="text" data-type="text" data-key="model" data-first="asc"><button type="button">Model'
@@ -312,9 +348,6 @@ def _table(lb, color) -> str:
 
 
 def _stats_table(lb) -> str:
-    from .leaderboard import fmt_p
-    from .stats import TESTS
-
     m = lb.main_metric
     conf = int(round(lb.board["confidence"] * 100))
     head = ["Model", "mean", "std", f"{conf}% CI", "n"] + [f"p {t}" for t in TESTS] + [f"p Holm ({lb.board['test']})"]
@@ -338,57 +371,56 @@ def _stats_table(lb) -> str:
         + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
 
 
-def to_html(lb, suite) -> str:
-    from .leaderboard import legend, _short_params
-
-    color = colors(lb)
-    ds = lb.dataset
+def _header(lb, suite) -> list[str]:
+    """The page head and the banner with the key facts."""
+    ds, m = lb.dataset, lb.main_metric
     st = ds.get("stats", {})
-    title = f"{lb.suite} v{lb.version}"
-    m = lb.main_metric
     best = next((r for r in lb.rows if m in r.best), None)
     facts = [(f"{ds.get('name')} v{ds.get('version')}", "dataset")]
     if st:
         facts += [(f"{st['users']:,} / {st['items']:,}", "users / items"), (f"{st['interactions']:,}", "interactions")]
-    rating_track = "@" not in m
     facts += [(str(len(lb.rows)), "models"), (", ".join(map(str, suite.seeds)), "seeds"),
-              ("held-out ratings", "rating track") if rating_track else ("full ranking", "candidates"),
+              ("held-out ratings", "rating track") if get(m).kind == "rating" else ("full ranking", "candidates"),
               (m, "main metric")]
     if best is not None:
         facts.append((f"{best.label} · {best.test[m].mean:.4f}", "best"))
-    parts = [
+    return [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>mmbench leaderboard · {escape(title)}</title>",
+        f"<title>mmbench leaderboard · {escape(f'{lb.suite} v{lb.version}')}</title>",
         f"<style>{CSS}</style></head><body>",
         f'<header><h1>{escape(lb.suite)}<span class="ver">v{lb.version}</span></h1>',
         f"<p>{escape(suite.data['suite'].get('description', '').strip())}</p>",
         '<div class="facts">' + "".join(f'<div class="fact"><b>{escape(v)}</b><span>{escape(k)}</span></div>'
                                         for v, k in facts) + "</div></header><main>",
-        '<section id="results"><h2>Results on the test split</h2>',
-        f'<p class="note">Mean ± std over seeds; click a column to sort. {escape(legend(lb))}</p>',
-        _table(lb, color) if lb.rows else "<p>No accepted records yet.</p>",
-        "</section>",
     ]
-    if lb.rows:
-        charts = "".join(
-            f'<figure><figcaption>{escape(c)}{" <small>(main)</small>" if c == m else ""}'
-            f'{" <small>lower is better</small>" if not _hib(c) else ""}</figcaption>{bar_chart(lb, c, color)}</figure>'
-            for c in lb.columns if any(c in r.test for r in lb.rows))
-        parts += ['<section id="charts"><h2>Metrics by model</h2><p class="note">Bars: mean over seeds; whiskers: '
-                  '±1 std; bold label: best; †: significantly worse than the best.</p>',
-                  f'<div class="grid">{charts}</div></section>',
-                  f'<section id="tradeoff"><h2>{escape(m)} against training time</h2><p class="note">Each point '
-                  'is a model: mean test value (whisker ±1 std) against mean training time per run on the '
-                  'machines listed below.</p>', scatter(lb, color), "</section>",
-                  f'<section id="statistics"><h2>Statistics of {escape(m)}</h2><p class="note">Student-t '
-                  'confidence interval over seeds; two-sided p-values of each model against the best on per-user '
-                  'values averaged over seeds.</p>', _stats_table(lb), "</section>"]
+
+
+def _figures(lb, color) -> list[str]:
+    """Bar charts per metric, the time trade-off and the statistics of the main metric."""
+    m = lb.main_metric
+    charts = "".join(
+        f'<figure><figcaption>{escape(c)}{" <small>(main)</small>" if c == m else ""}'
+        f'{" <small>lower is better</small>" if not higher_is_better(c) else ""}</figcaption>'
+        f'{bar_chart(lb, c, color)}</figure>'
+        for c in lb.columns if any(c in r.test for r in lb.rows))
+    return ['<section id="charts"><h2>Metrics by model</h2><p class="note">Bars: mean over seeds; whiskers: '
+            '±1 std; bold label: best; †: significantly worse than the best.</p>',
+            f'<div class="grid">{charts}</div></section>',
+            f'<section id="tradeoff"><h2>{escape(m)} against training time</h2><p class="note">Each point '
+            'is a model: mean test value (whisker ±1 std) against mean training time per run on the '
+            'machines listed below.</p>', scatter(lb, color), "</section>",
+            f'<section id="statistics"><h2>Statistics of {escape(m)}</h2><p class="note">Student-t '
+            'confidence interval over seeds; two-sided p-values of each model against the best on per-user '
+            'values averaged over seeds.</p>', _stats_table(lb), "</section>"]
+
+
+def _protocol(lb, suite) -> list[str]:
     p = lb.protocol
-    parts += [
+    return [
         '<section id="protocol"><h2>Protocol</h2><ul>',
-        f"<li>Dataset fingerprint <code>{escape(str(ds.get('fingerprint') or '-'))}</code></li>",
+        f"<li>Dataset fingerprint <code>{escape(str(lb.dataset.get('fingerprint') or '-'))}</code></li>",
         f"<li>Candidates: {escape(p['candidates'])} items (full ranking, never sampled); masked at test: train"
         f"{' + valid' if p['mask_valid_at_test'] else ''} items</li>",
         f"<li>Fit on {escape(p['fit_on'])}; early stopping and model selection on {escape(p['selection'])} only; "
@@ -397,30 +429,40 @@ def to_html(lb, suite) -> str:
         f"<li>Protocol hash <code>{escape(lb.protocol_hash)}</code></li></ul>",
         "<h3>Configurations</h3><ul>" + "".join(
             f"<li><b>{escape(r.label)}</b> (<code>{escape(r.model)}</code> from {escape(r.distribution)} "
-            f"{escape(r.version)}, {escape(r.selection.get('method', 'fixed'))}): {escape(_short_params(r.params))}"
+            f"{escape(r.version)}, {escape(r.selection.get('method', 'fixed'))}): {escape(short_params(r.params))}"
             "</li>" for r in lb.rows) + "</ul></section>",
     ]
+
+
+def _provenance(lb, suite) -> list[str]:
+    """Environment, excluded records, how to reproduce, and the page's end."""
+    parts = []
     if lb.environments:
-        keys = ["mmbench", "git", "python", "torch", "device", "threads", "platform", "records"]
         parts.append('<section id="environment"><h2>Environment</h2><div class="scroll"><table><thead><tr>'
-                     + "".join(f'<th class="text">{k}</th>' for k in keys) + "</tr></thead><tbody>"
-                     + "".join("<tr>" + "".join(f'<td class="text">{escape(str(e[k]))}</td>' for k in keys) + "</tr>"
-                               for e in lb.environments) + "</tbody></table></div></section>")
+                     + "".join(f'<th class="text">{k}</th>' for k in ENV_KEYS) + "</tr></thead><tbody>"
+                     + "".join("<tr>" + "".join(f'<td class="text">{escape(str(e[k]))}</td>' for k in ENV_KEYS)
+                               + "</tr>" for e in lb.environments) + "</tbody></table></div></section>")
     if lb.rejected or lb.failed:
         parts.append('<section id="excluded"><h2>Excluded records</h2><ul>'
                      + "".join(f"<li>rejected <code>{escape(a)}</code>: {escape(b)}</li>" for a, b in lb.rejected)
                      + "".join(f"<li>failed <code>{escape(a)}</code>: {escape(b)}</li>" for a, b in lb.failed)
                      + "</ul></section>")
     folder = f"leaderboards/{suite.folder.name}"
-    parts += [
+    return parts + [
         f'<section id="reproduce"><h2>Reproduce</h2><pre>mmbench suite run {escape(folder)}\n'
         f"mmbench leaderboard build {escape(folder)}\nmmbench leaderboard check {escape(folder)}</pre></section>",
         "</main><footer>Generated by mmbench from run records alone; rebuilding gives the same bytes.</footer>",
         f"<script>{SCRIPT}</script></body></html>", ""]
-    return "\n".join(parts)
 
 
-def _hib(c: str) -> bool:
-    from .leaderboard import higher_is_better
-
-    return higher_is_better(c)
+def to_html(lb, suite) -> str:
+    color = colors(lb)
+    parts = _header(lb, suite) + [
+        '<section id="results"><h2>Results on the test split</h2>',
+        f'<p class="note">Mean ± std over seeds; click a column to sort. {escape(legend(lb))}</p>',
+        _table(lb, color) if lb.rows else "<p>No accepted records yet.</p>",
+        "</section>",
+    ]
+    if lb.rows:
+        parts += _figures(lb, color)
+    return "\n".join(parts + _protocol(lb, suite) + _provenance(lb, suite))
