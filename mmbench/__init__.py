@@ -4,4 +4,8 @@ Importing this package loads nothing heavy (no torch, no plugins): a test holds 
 """
 __version__ = "0.1.0"
 
+from .threads import passive_wait_by_default as _passive  # noqa: E402
+
+_passive()  # before anything imports torch: spin-waiting OpenMP threads crawl on a busy machine
+
 __all__ = ["__version__"]

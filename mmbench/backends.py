@@ -21,18 +21,12 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from typing import Any, Callable, Sequence
 
 from .errors import ConfigError
+from .threads import usable_cores
 
 BACKENDS = ("local", "ray")
 # environment a worker needs to find the same data, cards and caches as this process
 _ENV_KEYS = ("MMBENCH_HOME", "MMBENCH_CARDS", "MMBENCH_MIRROR", "NUMBA_CACHE_DIR", "HF_HUB_OFFLINE",
-             "TRANSFORMERS_OFFLINE", "CUBLAS_WORKSPACE_CONFIG")
-
-
-def cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        return max(1, os.cpu_count() or 1)
+             "TRANSFORMERS_OFFLINE", "CUBLAS_WORKSPACE_CONFIG", "OMP_WAIT_POLICY")
 
 
 def pool_size(n_jobs: int, workers: int | None = None, device: str = "cpu") -> tuple[int, int]:
@@ -41,7 +35,7 @@ def pool_size(n_jobs: int, workers: int | None = None, device: str = "cpu") -> t
     a single worker on CUDA (the jobs share the device)."""
     if workers is not None and workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
-    n = cores()
+    n = usable_cores()
     if workers is None:
         workers = 1 if str(device).startswith("cuda") else max(1, n // 2)
     workers = max(1, min(workers, n_jobs, n))
@@ -132,7 +126,7 @@ def ray_init(address: str | None = None):
             if consts is not None and getattr(consts, "ENABLE_RAY_CLUSTER", False) \
                     and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0":
                 consts.ENABLE_RAY_CLUSTER = False  # ray was imported before the switch was set
-            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", num_cpus=cores(), log_to_driver=False,
+            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", num_cpus=usable_cores(), log_to_driver=False,
                      configure_logging=False)
     return ray
 

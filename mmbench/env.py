@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 from . import __version__
+from .threads import describe
 
 
 @lru_cache(maxsize=1)
@@ -50,7 +51,7 @@ def environment(device: str) -> dict:
         "cuda": torch.version.cuda,
         "numpy": numpy.__version__,
         "device": dev,
-        "threads": torch.get_num_threads(),
+        **describe(),
         "packages": {p: _version(p) for p in ("scipy", "ranx", "recbole", "transformers") if _version(p)},
         "argv0": Path(sys.argv[0]).name,
     }

@@ -36,25 +36,25 @@ def test_results_come_back_in_job_order_in_process():
 
 def test_pool_size_never_oversubscribes(monkeypatch):
     for n_cores in (1, 2, 3, 8, 16):
-        monkeypatch.setattr(B, "cores", lambda n=n_cores: n)
+        monkeypatch.setattr(B, "usable_cores", lambda n=n_cores: n)
         for workers in (None, 1, 2, 5, 64):
             w, t = B.pool_size(100, workers)
             assert 1 <= w <= n_cores and w * t <= n_cores and t >= 1, (n_cores, workers, w, t)
         assert B.pool_size(3, None)[0] <= 3  # never more workers than jobs
         assert B.pool_size(100, None, "cuda")[0] == 1  # jobs share the GPU unless told otherwise
-    monkeypatch.setattr(B, "cores", lambda: 16)
+    monkeypatch.setattr(B, "usable_cores", lambda: 16)
     assert B.pool_size(100, None) == (8, 2)
     with pytest.raises(ConfigError, match="workers"):
         B.pool_size(3, 0)
 
 
 def test_process_pool_runs_jobs_in_workers_with_bounded_threads():
-    if B.cores() < 2:
+    if B.usable_cores() < 2:
         pytest.skip("one core: the pool would be a single in-process worker")
     out = B.execute([partial(_threads, i) for i in range(4)], workers=2)
     pids = {pid for _, pid in out}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
-    assert all(t * 2 <= B.cores() for t, _ in out)
+    assert all(t * 2 <= B.usable_cores() for t, _ in out)
     assert B.execute([partial(_square, i) for i in range(6)], workers=2) == [0, 1, 4, 9, 16, 25]
 
 
@@ -139,7 +139,7 @@ def _run(suite, results, **kw):
 
 @pytest.mark.slow
 def test_process_pool_writes_the_same_records_as_sequential(toy_suite, tmp_path):
-    if B.cores() < 2:
+    if B.usable_cores() < 2:
         pytest.skip("one core: no pool to compare")
     seq = _run(toy_suite, tmp_path / "seq", workers=1)
     pool = _run(toy_suite, tmp_path / "pool", workers=2)

@@ -44,5 +44,11 @@ def parse_params(pairs: tuple[str, ...]) -> dict:
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mmbench")
-def main():
+@click.option("--threads", type=click.IntRange(min=1), envvar="MMBENCH_THREADS", default=None,
+              help="Threads per process for computing (default: the cores this process may use; "
+                   "env MMBENCH_THREADS).")
+def main(threads):
     """mmbench: reproducible benchmarks for multimodal recommendation."""
+    from ..threads import configure
+
+    configure(threads)
