@@ -1,6 +1,6 @@
 """Run RecBole 1.2.1 (a benchmark peer) on numpy 2, without side effects on the caller.
 
-Applied only here, where the benchmarks import recbole (see /work/shared/ENVIRONMENT.md):
+Applied only here, where the benchmarks import recbole (see ../shared/ENVIRONMENT.md beside the repository):
 - numpy 2 removed aliases that RecBole still uses (``np.float_``, ``np.unicode_``,
   ``np.float``...): they are restored as the types they used to name, if missing;
 - RecBole's ``Config`` parses ``sys.argv`` (``--key=value`` would override our settings):

@@ -5,7 +5,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# the project's offline data beside the repository (never committed): found from the repo
+# root, so the same tests run on any machine that has it and say what they miss elsewhere
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def needs_shared(folder: str, *files: str):
+    """Skip marker for a test that reads ``../shared/data/<folder>``: it names the first
+    missing file, so a skip is never silent about why."""
+    missing = [f for f in files or ("",) if not (SHARED_DATA / folder / f).exists()]
+    where = f"../shared/data/{folder}/{missing[0]}".rstrip("/") if missing else ""
+    return pytest.mark.skipif(bool(missing), reason=f"needs {where} (the shared offline data), absent here")
 
 
 @pytest.fixture(autouse=True)

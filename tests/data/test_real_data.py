@@ -16,14 +16,13 @@ import pytest
 from mmbench.data.cards import find_card
 from mmbench.data.prepare import prepare
 
-from ..conftest import SHARED_DATA
+from ..conftest import SHARED_DATA, needs_shared
 from .local_server import serve
 
 LFM2K = SHARED_DATA / "lfm2k"
 HETREC = SHARED_DATA / "hetrec2011-lastfm-2k-raw"
-needs_lfm2k = pytest.mark.skipif(not (LFM2K / "lfm2k.inter").is_file(), reason="../shared/data/lfm2k is absent")
-needs_hetrec = pytest.mark.skipif(not (HETREC / "user_artists.dat").is_file(),
-                                  reason="../shared/data/hetrec2011-lastfm-2k-raw is absent")
+needs_lfm2k = needs_shared("lfm2k", "lfm2k.inter")
+needs_hetrec = needs_shared("hetrec2011-lastfm-2k-raw", "user_artists.dat")
 
 
 @pytest.fixture

@@ -23,7 +23,9 @@ from mmbench.features.encoders import (
 )
 from mmbench.features.encoders import audio as audio_mod
 
-LFM2K = Path("/work/shared/data/lfm2k")
+from ..conftest import SHARED_DATA, needs_shared
+
+LFM2K = SHARED_DATA / "lfm2k"
 ROOT = Path(__file__).resolve().parents[2]
 
 torch = pytest.importorskip("torch")
@@ -139,7 +141,7 @@ def _lfm2k_item_to_artist() -> dict[int, int]:
     return m
 
 
-@pytest.mark.skipif(not (LFM2K / "all-MiniLM-L6-v2.npy").is_file(), reason="lfm2k mirror not present")
+@needs_shared("lfm2k", "all-MiniLM-L6-v2.npy", "lfm2k_text.tsv", "lfm2k.inter", "lfm2k_og_ids.inter")
 def test_minilm_reproduces_published_lfm2k_features(minilm):
     item2artist = _lfm2k_item_to_artist()
     texts = {}
