@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from .conftest import ROOT, run_cli
+from ..conftest import ROOT, run_cli
 
 
 @pytest.fixture

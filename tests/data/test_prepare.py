@@ -9,7 +9,7 @@ from mmbench.data.dataset import PreparedDataset
 from mmbench.data.prepare import prepare
 from mmbench.errors import ConfigError, DataError, RegistryError
 
-from .helpers import planted_rows, write_card, write_inter
+from ..helpers import planted_rows, write_card, write_inter
 
 
 def test_ml100k_embedded_statistics(ml100k):
