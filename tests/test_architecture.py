@@ -8,6 +8,17 @@ import pytest
 from .conftest import ROOT, SHARED_DATA, needs_shared
 
 PACKAGE = ROOT / "mmbench"
+# docs/architecture.md's layers, bottom up: a module may import its own layer and those below
+LAYERS = [
+    ("foundation", ["mmbench", "mmbench.errors", "mmbench.io", "mmbench.names", "mmbench.paths", "mmbench.schema",
+                    "mmbench.threads", "mmbench.registry", "mmbench.env"]),
+    ("data", ["mmbench.data", "mmbench.features"]),
+    ("models", ["mmbench.models"]),
+    ("evaluation", ["mmbench.evaluate", "mmbench.protocol", "mmbench.stats"]),
+    ("runs", ["mmbench.runner", "mmbench.records", "mmbench.check", "mmbench.synthetic", "mmbench.backends"]),
+    ("suites and boards", ["mmbench.suite", "mmbench.leaderboard"]),
+    ("interface", ["mmbench.cli", "mmbench.plugin", "mmbench.__main__"]),
+]
 
 
 def _modules() -> dict[str, Path]:
@@ -90,6 +101,20 @@ def test_no_import_cycles_in_the_package_counting_imports_inside_functions():
     graph = import_graph()
     assert "mmbench.runner" in graph and "mmbench.models.training" in graph["mmbench.runner"]  # lazy ones count
     assert cycles(graph) == []
+
+
+def layer_of(module: str) -> int:
+    """Index in LAYERS of the longest prefix that names ``module``."""
+    best = max(((len(p), i) for i, (_, prefixes) in enumerate(LAYERS) for p in prefixes
+                if module == p or module.startswith(p + ".")), default=None)
+    assert best is not None, f"{module} is in no layer of docs/architecture.md"
+    return best[1]
+
+
+def test_layers_import_only_downwards():
+    upward = [f"{a} ({LAYERS[layer_of(a)][0]}) imports {b} ({LAYERS[layer_of(b)][0]})"
+              for a, targets in import_graph().items() for b in targets if layer_of(b) > layer_of(a)]
+    assert upward == []
 
 
 def test_no_function_over_60_lines():
