@@ -14,7 +14,7 @@ from html import escape
 
 from ..evaluate.metrics import get, higher_is_better
 from ..stats import TESTS
-from .text import ENV_KEYS, fmt_p, legend, short_params
+from .text import ENV_KEYS, compute_line, fmt_p, legend, rules_facts, short_params, tuning_summary
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
            "#bab0ac", "#17becf", "#bcbd22", "#1f77b4", "#8c564b", "#d62728", "#2ca02c", "#9467bd", "#7f7f7f",
@@ -337,6 +337,8 @@ def _table(lb, color) -> str:
             cmp_ = r.marks.get(c)
             sig = '<span class="sig" title="significantly worse than the best">†</span>' if (
                 cmp_ is not None and cmp_.significant) else ""
+            if r.unconverged:
+                sig += f'<span class="sig" title="not converged (seeds {r.unconverged})">‡</span>'
             title = f' title="p (Holm) = {cmp_.p_holm:.4g} vs best"' if cmp_ is not None else ""
             cls = ' class="best"' if c in r.best else ""
             cells.append(f'<td{cls} data-v="{s.mean:.8f}"{title}>{s.mean:.4f}<span class="pm">±{s.std:.4f}</span>'
@@ -384,13 +386,16 @@ def _header(lb, suite) -> list[str]:
               (m, "main metric")]
     if best is not None:
         facts.append((f"{best.label} · {best.test[m].mean:.4f}", "best"))
+    if lb.rules >= 2:
+        facts.append((f"{lb.compute['compute_s']:,.0f} s", "compute"))
+    track = '<span class="ver">fixed-budget track</span>' if lb.fixed_budget else ""
     return [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>mmbench leaderboard · {escape(f'{lb.suite} v{lb.version}')}</title>",
         f"<style>{CSS}</style></head><body>",
-        f'<header><h1>{escape(lb.suite)}<span class="ver">v{lb.version}</span></h1>',
+        f'<header><h1>{escape(lb.suite)}<span class="ver">v{lb.version}</span>{track}</h1>',
         f"<p>{escape(suite.data['suite'].get('description', '').strip())}</p>",
         '<div class="facts">' + "".join(f'<div class="fact"><b>{escape(v)}</b><span>{escape(k)}</span></div>'
                                         for v, k in facts) + "</div></header><main>",
@@ -416,6 +421,20 @@ def _figures(lb, color) -> list[str]:
             'values averaged over seeds.</p>', _stats_table(lb), "</section>"]
 
 
+def _code(text: str) -> str:
+    """Escaped text with its `backticked` parts as <code>."""
+    parts = escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _tuning(lb, suite) -> list[str]:
+    if lb.rules < 2 or not lb.rows:
+        return []
+    intro, rows = tuning_summary(lb, suite)
+    return [f'<section id="tuning"><h2>Tuning</h2><p class="note">{escape(intro)}</p><ul>'
+            + "".join(f"<li><b>{escape(label)}</b>: {escape(text)}</li>" for label, text in rows) + "</ul></section>"]
+
+
 def _protocol(lb, suite) -> list[str]:
     p = lb.protocol
     return [
@@ -426,7 +445,8 @@ def _protocol(lb, suite) -> list[str]:
         f"<li>Fit on {escape(p['fit_on'])}; early stopping and model selection on {escape(p['selection'])} only; "
         f"searched models: candidates on seed(s) {escape(str(suite.search_seeds))}, the chosen one on every seed"
         "</li>",
-        f"<li>Protocol hash <code>{escape(lb.protocol_hash)}</code></li></ul>",
+        f"<li>Protocol hash <code>{escape(lb.protocol_hash)}</code></li>"
+        + "".join(f"<li>{_code(fact)}</li>" for fact in rules_facts(lb)) + "</ul>",
         "<h3>Configurations</h3><ul>" + "".join(
             f"<li><b>{escape(r.label)}</b> (<code>{escape(r.model)}</code> from {escape(r.distribution)} "
             f"{escape(r.version)}, {escape(r.selection.get('method', 'fixed'))}): {escape(short_params(r.params))}"
@@ -460,9 +480,10 @@ def to_html(lb, suite) -> str:
     parts = _header(lb, suite) + [
         '<section id="results"><h2>Results on the test split</h2>',
         f'<p class="note">Mean ± std over seeds; click a column to sort. {escape(legend(lb))}</p>',
+    ] + ([f'<p class="note">{escape(compute_line(lb))}</p>'] if lb.rules >= 2 else []) + [
         _table(lb, color) if lb.rows else "<p>No accepted records yet.</p>",
         "</section>",
     ]
     if lb.rows:
         parts += _figures(lb, color)
-    return "\n".join(parts + _protocol(lb, suite) + _provenance(lb, suite))
+    return "\n".join(parts + _tuning(lb, suite) + _protocol(lb, suite) + _provenance(lb, suite))

@@ -77,10 +77,11 @@ class Row:
     params_hash: str
     seed: int
     stage: str
-    state: str  # done | failed | missing | waiting | invalid
+    state: str  # done | failed | missing | waiting | stale | invalid
     reason: str = ""
     job: Job | None = None
     record: dict | None = None
+    history: list[tuple[str, str]] = field(default_factory=list)  # earlier failed runs kept beside: (file, why)
 
 
 def choose(candidates: list[dict], metric: str) -> dict | None:
@@ -108,14 +109,14 @@ class _Survey:
 
     def job_row(self, entry: ModelEntry, params: dict, seed: int, stage: str, selection: dict) -> Row:
         from ..io import hash_params
-        from ..records import model_dir, read_record, record_path
+        from ..records import failed_history, model_dir, read_record, record_path
 
         spec = self.spec(entry.name)
         h = hash_params(spec.params(params))
         job = Job(entry.key, entry.name, dict(params), seed, stage, selection, h)
         path = record_path(self.results, self.suite.name, self.suite.dataset["name"], model_dir(spec.name), h, seed,
                            stage)
-        row = Row(entry.key, entry.name, h, seed, stage, "missing", job=job)
+        row = Row(entry.key, entry.name, h, seed, stage, "missing", job=job, history=failed_history(path))
         if path.exists() and (not self.force or job.key in self.executed):
             try:
                 rec = read_record(path)
@@ -159,7 +160,7 @@ class _Survey:
             seed_rows = [self.job_row(entry, params, s, "search", search_sel) for s in self.suite.search_seeds]
             rows += seed_rows
             cand = {"params_hash": seed_rows[0].params_hash,
-                    "params": {k: params[k] for k in sorted(params) if k in entry.grid or k in entry.space}}
+                    "params": {k: params[k] for k in entry.searched}}
             if all(r.state == "done" for r in seed_rows):
                 vals = [r.record["metrics"]["valid"].get(metric) for r in seed_rows]
                 cand["valid"] = round(sum(vals) / len(vals), 8) if None not in vals else None
@@ -191,12 +192,16 @@ class _Survey:
         return rows
 
     def _optuna_trials(self, entry: ModelEntry, metric: str):
-        """Replays the study from the records: TPE seeded with the first search seed asks the
-        same parameters again as long as it is told the same values, so a resumed search
-        goes on where it stopped."""
+        """Replays the study from the records: TPE seeded (rules 2: with the budget's seed;
+        before: with the first search seed) asks the same parameters again as long as it is
+        told the same values, so a resumed search goes on where it stopped. Under rules 2
+        the declared defaults are the first trial."""
         optuna = _optuna()
-        sampler = optuna.samplers.TPESampler(seed=self.suite.search_seeds[0])
+        seed = self.suite.budget["seed"] if self.suite.rules >= 2 else self.suite.search_seeds[0]
+        sampler = optuna.samplers.TPESampler(seed=seed)
         study = optuna.create_study(direction="maximize" if higher_is_better(metric) else "minimize", sampler=sampler)
+        if entry.centre:
+            study.enqueue_trial(entry.centre)
         dists = {}
         for k, d in sorted(entry.space.items()):
             if "choices" in d:
