@@ -163,6 +163,16 @@ def read_per_user(record_file: Path) -> dict[str, np.ndarray]:
         raise RecordError(f"cannot read per-user metrics ({e})", where=str(p)) from None
 
 
+def dirty_reason(rec: dict) -> str | None:
+    """Why the record's source tree is not a clean, known commit (None: it is)."""
+    git = rec["env"].get("git") or {}
+    if not git.get("sha"):
+        return "made outside a git checkout of mmbench: its code cannot be identified"
+    if git.get("dirty") is not False:
+        return f"made from a dirty working tree (commit {git['sha'][:10]} plus uncommitted changes)"
+    return None
+
+
 def iter_records(results: Path, suite: str | None = None):
     """Yield (path, record or RecordError) for every record under results[/suite]."""
     root = Path(results) / suite if suite else Path(results)

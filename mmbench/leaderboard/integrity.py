@@ -83,17 +83,7 @@ def claimed_search_reason(rec: dict, searches: dict[tuple[str, int], dict]) -> s
     return None
 
 
-def dirty_reason(rec: dict) -> str | None:
-    """Why the record's source tree is not a clean, known commit (None: it is)."""
-    git = rec["env"].get("git") or {}
-    if not git.get("sha"):
-        return "made outside a git checkout of mmbench: its code cannot be identified"
-    if git.get("dirty") is not False:
-        return f"made from a dirty working tree (commit {git['sha'][:10]} plus uncommitted changes)"
-    return None
-
-
-def manifest_reasons(results: Path, rel: str, manifest: dict[str, str]) -> str | None:
+def manifest_reason(results: Path, rel: str, manifest: dict[str, str]) -> str | None:
     """Why the record ``rel`` (with its per-user file) differs from ``manifest`` (None: it
     does not, or the manifest does not list it)."""
     from ..records import per_user_path

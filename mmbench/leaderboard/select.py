@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import RecordError
-from ..records import RECORD_NAME, iter_records, record_stage
+from ..records import RECORD_NAME, dirty_reason, iter_records, record_stage
 from ..suite.plan import choose
-from .integrity import claimed_search_reason, dirty_reason, manifest_reasons, per_user_file, recompute_reason
+from .integrity import claimed_search_reason, manifest_reason, per_user_file, recompute_reason
 
 
 def identity(suite) -> dict:
@@ -138,7 +138,7 @@ def _pinned(suite, found: list[tuple[str, dict]], where: str) -> tuple[str | Non
 def _evidence_reason(results: Path, rel: str, rec: dict, evidence: Evidence, out: Found) -> str | None:
     """Why a record that fits the suite is not believed (None: it is); keeps a final
     record's per-user arrays in ``out``."""
-    if evidence.manifest and (why := manifest_reasons(results, rel, evidence.manifest)):
+    if evidence.manifest and (why := manifest_reason(results, rel, evidence.manifest)):
         return why
     if evidence.rules >= 2 and evidence.committed and (why := dirty_reason(rec)):
         return why

@@ -195,6 +195,8 @@ def _provenance(lb: Leaderboard, suite) -> list[str]:
                     f"mmbench suite run {folder}        # runs what is missing; existing records are skipped",
                     f"mmbench leaderboard build {folder}",
                     f"mmbench leaderboard check {folder}  # rebuild and compare bytes with v{lb.version}/",
+                    ] + ([f"mmbench leaderboard reproduce {folder} --sample 3  # run 3 records again: bit-identical?"]
+                         if lb.rules >= 2 else []) + [
                     "```", "",
                     "Files: `leaderboard.csv`, `leaderboard.json` (every number, with confidence intervals and "
                     "p-values), `index.html` (open it in a browser: sortable table and charts, no network).", ""]

@@ -96,11 +96,15 @@ def choose(candidates: list[dict], metric: str) -> dict | None:
 
 class _Survey:
     def __init__(self, suite: Suite, results: Path, force: bool, executed: set):
+        from ..env import git_state
         from ..runner import ModelSpec
 
         self.suite, self.results, self.force, self.executed = suite, results, force, executed
         self.specs: dict[str, ModelSpec] = {}
         self._resolve = ModelSpec.resolve
+        # a committed rules-2 board rejects records from a dirty tree: from a clean one, run them again
+        self.renew_dirty = (suite.rules >= 2 and suite.keeps_records and git_state().get("dirty") is False
+                            and Path(results).resolve() == suite.results_dir().resolve())
 
     def spec(self, name):
         if name not in self.specs:
@@ -109,7 +113,7 @@ class _Survey:
 
     def job_row(self, entry: ModelEntry, params: dict, seed: int, stage: str, selection: dict) -> Row:
         from ..io import hash_params
-        from ..records import failed_history, model_dir, read_record, record_path
+        from ..records import dirty_reason, failed_history, model_dir, read_record, record_path
 
         spec = self.spec(entry.name)
         h = hash_params(spec.params(params))
@@ -132,6 +136,9 @@ class _Survey:
                 row.state, job.replace = "stale", True
                 row.reason = (f"recorded as selected by {rec.get('selection', {}).get('method')!r}, this suite "
                               f"selects it by {selection.get('method')!r}; it is run again")
+            elif row.state == "done" and self.renew_dirty and (why := dirty_reason(rec)):
+                row.state, job.replace = "stale", True
+                row.reason = f"{why}: its committed board would reject it; it is run again from this clean tree"
         return row
 
     def entry_rows(self, entry: ModelEntry) -> list[Row]:

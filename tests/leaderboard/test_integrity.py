@@ -128,6 +128,11 @@ def test_records_from_a_dirty_tree_are_rejected_for_a_committed_board(trust, tmp
     write_record(p, rec)
     _, rejected = _reasons(trust)
     assert rejected == {_rel(trust, p): "made from a dirty working tree (commit abcdef0123 plus uncommitted changes)"}
+    # from a clean tree, `suite run` runs it again (it is stale for this suite)
+    from mmbench.suite import status
+
+    (stale,) = [r for r in status(trust) if r["state"] == "stale"]
+    assert (stale["model"], stale["seed"]) == ("pop", 0) and "its committed board would reject it" in stale["reason"]
     rec["env"]["git"] = {"sha": None, "dirty": None}
     write_record(p, rec)
     assert _reasons(trust)[1][_rel(trust, p)] == "made outside a git checkout of mmbench: its code cannot be identified"
