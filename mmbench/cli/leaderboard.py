@@ -45,9 +45,12 @@ def leaderboard_build(suite_path, results, out, quiet, skip_empty):
 
 
 def _compute(lb) -> str:
+    from ..suite import RULES
+
     c = lb.compute
     return (f"compute: {c['compute_s']:.0f} s of fit + evaluation over {c['runs']} runs ({c['search_runs']} search), "
-            f"wall time {c['wall_s']:.0f} s; rules {lb.rules}")
+            f"wall time {c['wall_s']:.0f} s; rules {lb.rules}"
+            + (f" (built before rules {RULES}: checked as it was built)" if lb.rules < RULES else ""))
 
 
 @leaderboard.command("check")
@@ -70,16 +73,17 @@ def leaderboard_check(suite_path, results):
     folder = lbm.version_dir(s)
     lbm.check_frozen(s, folder)
     problems = lbm.check(lb, s)
-    for old in lbm.superseded(s):
-        click.echo(f"{s.folder}/{old}: superseded by v{s.version} (kept as committed, not rebuilt)")
+    for old, rules in lb.superseded:
+        click.echo(f"{s.folder}/v{old}: superseded by v{s.version} (built under rules {rules}; kept as committed, "
+                   "not rebuilt)")
     if problems:
         for p in problems:
             click.echo(f"{folder}: {p}", err=True)
         click.echo(f"error: {folder} does not hold; run `mmbench leaderboard build {suite_path}` (or `make "
                    "leaderboard`) and commit the result, after fixing any record it rejects", err=True)
         sys.exit(1)
-    click.echo(f"{folder}: {len(lbm.FILES)} files identical to a rebuild from {len(lb.rows)} models' records "
-               f"(rules {lb.rules}); {_compute(lb)}")
+    click.echo(f"{folder}: {len(lbm.FILES)} files identical to a rebuild from {len(lb.rows)} models' records; "
+               f"{_compute(lb)}")
 
 
 @leaderboard.command("reproduce")

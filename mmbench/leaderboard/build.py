@@ -76,7 +76,7 @@ class Leaderboard:
     manifest: dict = field(default_factory=dict)  # rules 2: file under results -> sha256
     definition: dict = field(default_factory=dict)  # rules 2: what the suite version freezes
     definition_hash: str = ""
-    superseded: list = field(default_factory=list)  # rules 2: (version, rules) of the older v<M>/ folders
+    superseded: list = field(default_factory=list)  # (version, rules) of the older v<M>/ folders, kept as built
 
     @property
     def columns(self) -> list[str]:
@@ -146,14 +146,15 @@ def build(suite, results: Path) -> Leaderboard:
 
 
 def _account(lb: Leaderboard, suite, results: Path, found: Found) -> None:
-    """What the board used: its compute; under rules 2 also the manifest of its records, the
-    suite's definition hash and the older versions it supersedes."""
+    """What the board used: its compute, the older versions it supersedes and, under rules 2,
+    the manifest of its records and the suite's definition and hash."""
     keys = {r.key for r in lb.rows}
     finals = {rel: rec for g in found.finals.values() for rel, rec in g}
     used = [(rel, finals[rel]) for r in lb.rows for rel in r.records]
     used += [(rel, rec) for k, g in sorted(found.searches.items()) if k in keys for rel, rec in g]
     lb.compute = compute([rec for _, rec in used])
     lb.compute["search_runs"] = sum(1 for _, rec in used if rec["selection"].get("stage") == "search")
+    lb.superseded = _older_versions(suite)
     if suite.rules < 2:
         return
     from ..io import hash_params
@@ -162,7 +163,6 @@ def _account(lb: Leaderboard, suite, results: Path, found: Found) -> None:
     lb.manifest = manifest(results, sorted(rel for rel, _ in used))
     lb.definition = definition(suite)
     lb.definition_hash = hash_params(lb.definition)
-    lb.superseded = _older_versions(suite)
 
 
 def _older_versions(suite) -> list[tuple[int, int]]:

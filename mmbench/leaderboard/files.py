@@ -118,8 +118,3 @@ def check(lb: Leaderboard, suite, out_dir: Path | None = None) -> list[str]:
                      for r in lb.rows if r.unconverged]
     return problems
 
-
-def superseded(suite) -> list[str]:
-    """The suite's older ``v<M>/`` folders, as kept (they are not rebuilt)."""
-    found = [int(d.name[1:]) for d in suite.folder.glob("v*") if d.is_dir() and d.name[1:].isdigit()]
-    return [f"v{v}" for v in sorted(found) if v < suite.version]

@@ -221,8 +221,9 @@ def test_a_changed_definition_needs_a_new_version(trust, monkeypatch):
     assert (trust.folder / "v1" / "leaderboard.json").read_bytes() == v1  # frozen
     v2 = write_suite(trust.folder, head="").path
     v2.write_text(v2.read_text().replace("version = 1", "version = 2"))
-    out = lbm.write(lbm.build(load_suite(v2), trust.results_dir()), load_suite(v2))
-    assert out.name == "v2" and lbm.superseded(load_suite(v2)) == ["v1"]
+    lb2 = lbm.build(load_suite(v2), trust.results_dir())
+    out = lbm.write(lb2, load_suite(v2))
+    assert out.name == "v2" and lb2.superseded == [(1, 2)]
     assert "Supersedes v1 (rules 2): kept as committed" in (out / "README.md").read_text()
 
 
@@ -238,3 +239,18 @@ def test_old_rules_only_for_a_board_built_under_them(trust):
     lb = lbm.build(old, old.results_dir())
     assert lb.rules == 1 and "pop" in {r.key for r in lb.rows} and all(r.unconverged == [] for r in lb.rows)
     assert "‡" not in lbm.to_markdown(lb, old) and "manifest" not in lbm.to_json(lb)
+
+
+@pytest.mark.slow
+def test_the_commands_print_the_reason_and_check_fails(trust):
+    from ..conftest import run_cli
+
+    p = _finals(trust, "/pop/")[1]
+    rec = read_record(p)
+    rec["metrics"]["test"]["ndcg@10"] = 0.99
+    write_record(p, rec)
+    built = run_cli("leaderboard", "build", trust.folder, "--quiet")
+    line = next(x for x in built.stdout.splitlines() if x.startswith("  rejected "))
+    assert line.startswith(f"  rejected {_rel(trust, p)}: metrics.test.ndcg@10 = 0.99 but its per-user file gives 0.")
+    checked = run_cli("leaderboard", "check", trust.folder, check=False)
+    assert checked.returncode == 1 and f"rejected {_rel(trust, p)}: metrics.test.ndcg@10 = 0.99" in checked.stderr
