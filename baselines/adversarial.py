@@ -90,10 +90,12 @@ class AdversarialAlignment(CachedEmbeddings, TorchRecommender):
     paper = "Ganin & Lempitsky, ICML 2015; Wang et al., ACM MM 2017"
     requires_any = CONTENT_MODALITIES
     embedding_dim = Param(64, ge=1, help="size of the shared space (user, item and projected modalities)")
-    adv_weight = Param(1.0, ge=0.0, help="weight of the discriminator's loss (0: no alignment)")
+    adv_weight = Param(1.0, ge=0.0, space=(0.3, 1.0, 3.0), help="weight of the discriminator's loss (0: no alignment)")
     disc_hidden = Param(64, ge=0, help="hidden units of the modality discriminator (0: linear)")
-    disc_reg = Param(0.1, ge=0.0, help="L2 on the discriminator's weights (damps the min-max game)")
+    disc_reg = Param(0.1, ge=0.0, space=(0.01, 0.1, 1.0),
+                     help="L2 on the discriminator's weights (damps the min-max game)")
     reg = Param(0.0, ge=0.0, help="L2 weight on the batch's user and item representations")
+    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
 
     def build(self, data, features):
         features = select_features(type(self), features, n_items=data.n_items)

@@ -61,9 +61,11 @@ class AMR(CachedEmbeddings, TorchRecommender, epochs=500, patience=20):
     requires_any = CONTENT_MODALITIES
     embedding_dim = Param(64, ge=1, help="size of the user and item representations")
     eps = Param(0.1, ge=0.0, help="norm of the adversarial perturbation (in feature standard deviations)")
-    adv_weight = Param(1.0, ge=0.0, help="lambda: weight of the BPR loss on perturbed content (0: VBPR-like)")
-    reg_user = Param(0.1, ge=0.0, help="L2 on the batch's user embeddings")
-    reg_item = Param(1e-3, ge=0.0, help="L2 on the batch's item representations")
+    adv_weight = Param(1.0, ge=0.0, space=(0.3, 1.0, 3.0),
+                       help="lambda: weight of the BPR loss on perturbed content (0: VBPR-like)")
+    reg_user = Param(0.1, ge=0.0, space=(0.01, 0.1, 1.0), help="L2 on the batch's user embeddings")
+    reg_item = Param(1e-3, ge=0.0, space=(1e-4, 1e-3, 1e-2), help="L2 on the batch's item representations")
+    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
 
     def build(self, data, features):
         features = select_features(type(self), features, n_items=data.n_items)

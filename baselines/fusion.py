@@ -164,6 +164,7 @@ class EarlyFusion(ContentRecommender):
     dropout = Param(0.1, ge=0.0, lt=1.0, help="dropout in the item tower")
     use_id = Param(True, help="feed the item's ID embedding to the tower with its content")
     missing = Param("embed", choices=MISSING_MODES, help="a missing row: a learned vector (embed) or zeros (drop)")
+    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
 
     def build_module(self, data, features):
         return _EarlyFusion(features, data.n_users, data.n_items, self.embedding_dim, self.hidden_dim,
@@ -177,6 +178,8 @@ class EarlyFusionRating(RatingTask, EarlyFusion, embedding_dim=32, hidden_dim=12
     early stopping on validation RMSE. Defaults as ``mf`` (lr 5e-3, reg 0.05, batch 1024)
     with the early-fusion tower (32-d, 128 hidden units)."""
 
+    reg = Param(0.05, ge=0.0, space=(0.005, 0.05, 0.5), help="L2 weight on the batch's vectors and biases")
+
 
 class _FusionScoring:
     """Shared by late and hybrid fusion: the learned weights, and optional rank-level fusion."""
@@ -187,6 +190,7 @@ class _FusionScoring:
     rank_fusion = Param(None, type=str, choices=RANK_FUSION_METHODS, nullable=True,
                         help="fuse the scorers' rankings with this ranx method instead of summing scores")
     fusion_depth = Param(100, ge=1, help="items per scorer's ranking that rank fusion sees")
+    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
 
     def fusion_weights(self) -> dict[str, float]:
         """Learned weight of each scorer (they average to 1)."""

@@ -47,7 +47,7 @@ class ItemKNNCBF(Recommender):
     paper = "Ferrari Dacrema et al., RecSys 2019; Lops et al., RS Handbook 2011"
     requires_any = CONTENT_MODALITIES
 
-    k = Param(50, ge=1, help="neighbours kept per item")
+    k = Param(50, ge=1, space=(25, 50, 100), help="neighbours kept per item")
     normalize = Param("standard", choices=("standard", "l2", "none"), help="scaling of each feature key's columns")
 
     def fit(self, data, features=None, *, seed: int = 0, device: str = "cpu", context=None):

@@ -10,11 +10,15 @@ candidate configuration (``selection.stage = "search"``, file ``seed<N>.search.j
 it carries validation metrics only, the test split is never evaluated for it. The chosen
 configuration is then run as a *final* record (``stage = "final"``, the default) whose
 ``selection`` lists the candidates and their validation values.
+
+A failed record never blocks a rerun: the rerun moves it aside as history
+(``seed<N>.failed-<k>.json``, never read as a record) and takes its place.
 """
 from __future__ import annotations
 
 import io
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,7 @@ import numpy as np
 
 from .errors import RecordError
 from .io import atomic_write_bytes, read_json, write_json
+from .names import check_name
 
 SCHEMA = "mmbench.run/1"
 
@@ -34,12 +39,49 @@ _MODEL_REQUIRED = {"name": str, "params": dict, "params_hash": str, "distributio
 
 
 STAGES = ("final", "search")
+RECORD_NAME = re.compile(r"seed\d+(\.search)?\.json")  # a record's file name (history files do not match)
 
 
 def record_path(results: Path, suite: str, dataset: str, model: str, params_hash: str, seed: int,
                 stage: str = "final") -> Path:
+    """Where a record lives under ``results``; the suite and dataset must be names (no
+    ``..``, no path), so a record never lands outside ``results``."""
+    check_name(suite, "suite")
+    check_name(dataset, "dataset")
     name = f"seed{seed}.json" if stage == "final" else f"seed{seed}.{stage}.json"
     return Path(results) / suite / dataset / model / params_hash[:8] / name
+
+
+def failed_history(path: Path) -> list[tuple[str, str]]:
+    """Earlier failed runs of the record at ``path`` kept beside it: (file name, reason)."""
+    out = []
+    for p in sorted(path.parent.glob(path.stem + ".failed-*.json")):
+        try:
+            why = read_json(p).get("error", "")
+        except Exception as e:  # noqa: BLE001 - history is shown, never used
+            why = f"unreadable: {e}"
+        out.append((p.name, why))
+    return out
+
+
+def finished(path: Path) -> dict | None:
+    """The record at ``path`` if it is a finished run; None if there is none or it failed
+    (a rerun replaces a failed one). An unreadable record is an error naming the file."""
+    if not path.exists():
+        return None
+    rec = read_record(path)
+    return rec if rec["status"] == "ok" else None
+
+
+def retire_failed(path: Path) -> Path | None:
+    """Move a failed record at ``path`` aside as history before its rerun; returns its new path."""
+    if not path.exists() or read_record(path)["status"] == "ok":
+        return None
+    k = 1
+    while (dest := path.with_name(f"{path.stem}.failed-{k}.json")).exists():
+        k += 1
+    path.replace(dest)
+    return dest
 
 
 def model_dir(name: str) -> str:
@@ -121,12 +163,24 @@ def read_per_user(record_file: Path) -> dict[str, np.ndarray]:
         raise RecordError(f"cannot read per-user metrics ({e})", where=str(p)) from None
 
 
+def dirty_reason(rec: dict) -> str | None:
+    """Why the record's source tree is not a clean, known commit (None: it is)."""
+    git = rec["env"].get("git") or {}
+    if not git.get("sha"):
+        return "made outside a git checkout of mmbench: its code cannot be identified"
+    if git.get("dirty") is not False:
+        return f"made from a dirty working tree (commit {git['sha'][:10]} plus uncommitted changes)"
+    return None
+
+
 def iter_records(results: Path, suite: str | None = None):
     """Yield (path, record or RecordError) for every record under results[/suite]."""
     root = Path(results) / suite if suite else Path(results)
     if not root.is_dir():
         return
     for p in sorted(root.rglob("seed*.json")):
+        if not RECORD_NAME.fullmatch(p.name):
+            continue
         try:
             yield p, read_record(p)
         except Exception as e:  # noqa: BLE001 - reported, never averaged

@@ -13,7 +13,7 @@ from .io import hash_params
 from .models import model_params
 from .models.params import validate_params
 from .protocol import Protocol
-from .records import SCHEMA, model_dir, read_record, record_path, write_record
+from .records import SCHEMA, finished, model_dir, record_path, retire_failed, write_record
 
 
 @dataclass
@@ -70,23 +70,27 @@ def run_one(model: str | ModelSpec, dataset, *, params: dict | None = None, seed
             force: bool = False, feature_keys: list[str] | None = None, selection: dict | None = None,
             lock: bool = True, resume: bool = False) -> tuple[dict, Path, str]:
     """Run, evaluate and record. Returns (record, path, status) with status in
-    {'done', 'skipped', 'failed', 'busy'}; 'busy' = another process holds this key."""
+    {'done', 'skipped', 'failed', 'busy'}; 'busy' = another process holds this key. A
+    finished record is skipped (unless ``force``); a failed one is moved aside as history
+    and run again."""
     spec = model if isinstance(model, ModelSpec) else ModelSpec.resolve(model)
     job = _Job(spec, dataset, spec.params(params or {}), seed, device, protocol or Protocol(), suite, feature_keys,
                selection or {"method": "fixed", "on": "valid"}, resume)
     job.path = record_path(results, suite, dataset.name, model_dir(spec.name), job.params_hash, seed,
                            job.selection.get("stage", "final"))
-    if job.path.exists() and not force:
-        return read_record(job.path), job.path, "skipped"
+    if not force and (rec := finished(job.path)) is not None:
+        return rec, job.path, "skipped"
     if not lock:
+        retire_failed(job.path)
         return job.execute()
     from filelock import FileLock, Timeout
 
     job.path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(job.path) + ".lock", timeout=0):
-            if job.path.exists() and not force:  # finished by another process meanwhile
-                return read_record(job.path), job.path, "skipped"
+            if not force and (rec := finished(job.path)) is not None:  # finished by another process meanwhile
+                return rec, job.path, "skipped"
+            retire_failed(job.path)
             return job.execute()
     except Timeout:
         return {}, job.path, "busy"

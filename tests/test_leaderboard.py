@@ -11,27 +11,28 @@ import pytest
 from mmbench import leaderboard as lbm
 from mmbench.errors import ConfigError
 from mmbench.records import read_record, write_record
-from mmbench.suite import load_suite, run_suite
+from mmbench.suite import load_suite
 
 from .conftest import run_cli
 from .helpers import planted_rows, write_card, write_inter
-from .test_suite import GRID, ORACLE, make_suite
+from .suite.fakes import oracle_installed
+from .test_suite import GRID, make_suite, run
 
 PROTOCOL = 'metrics = ["ndcg@10", "recall@10", "recall@10/tail"]\nmain_metric = "ndcg@10"'
 MODELS = GRID + '''
 [[models]]
-name = "ORACLE"
+name = "oracle-test"
 label = "oracle-test-noisy"
-params = { target = "test", noise = 0.9 }
 '''
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """One suite run on a tiny planted dataset (pop, a grid-searched oracle, a noisy test
-    oracle; 3 seeds); tests copy its folder and work on the copy."""
+    """One suite run on a tiny planted dataset (pop, the oracle searched over its declared
+    space, a noisy test oracle; 3 seeds); tests copy its folder and work on the copy. The
+    oracles stay registered for the module's tests."""
     root = tmp_path_factory.mktemp("board")
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, oracle_installed(root / "site", mp):
         mp.setenv("MMBENCH_HOME", str(root / "home"))
         cards = root / "cards"
         cards.mkdir()
@@ -43,16 +44,14 @@ def built(tmp_path_factory):
 
         ds = prepare(find_card("toy"))
         mp.setenv("ORACLE_DATASET", str(ds.path))
-        (root / "oracle.py").write_text(ORACLE, encoding="utf-8")
         suite = make_suite(root, MODELS, seeds="[0, 1, 2]", protocol=PROTOCOL)
-        run_suite(suite, echo=lambda *_: None)
-    return root
+        run(suite)
+        yield root
 
 
 @pytest.fixture
 def board(built, tmp_path):
     shutil.copytree(built / "suite", tmp_path / "suite")
-    shutil.copy(built / "oracle.py", tmp_path / "oracle.py")
     return load_suite(tmp_path / "suite")
 
 
@@ -67,7 +66,7 @@ def test_rows_are_mean_std_and_ci_of_the_records(board):
     assert [r.key for r in lb.rows] == ["oracle-test-noisy", "oracle", "pop"]
     assert lb.rejected == [] and lb.failed == []
     oracle = lb.row("oracle")
-    assert oracle.params == {"noise": 0.0, "target": "valid"} and oracle.seeds == [0, 1, 2]
+    assert oracle.params == {"noise": 0.0, "target": "valid", "explode": False} and oracle.seeds == [0, 1, 2]
     noisy = lb.row("oracle-test-noisy")
     vals = [read_record(p)["metrics"]["test"]["ndcg@10"] for p in _finals(board, noisy.params_hash[:8])]
     assert len(vals) == 3 and len(set(vals)) > 1  # seeded noise: the seeds differ
@@ -121,6 +120,10 @@ def test_records_that_do_not_fit_are_rejected_never_averaged(board, field, edit,
                                               "[protocol]", 1)
         board.path.write_text(text)
         board = load_suite(board.path)
+    if field == "fingerprint":  # pinned: a foreign one is rejected (unpinned, it is an error: test_integrity)
+        genuine = read_record(_finals(board, "/pop/")[0])["dataset"]["fingerprint"]
+        board.path.write_text(board.path.read_text().replace('version = "1"', f'version = "1"\nfingerprint = "{genuine}"'))
+        board = load_suite(board.path)
     write_record(p, rec)
     lb, rejected = _rebuilt_reasons(board)
     rel = p.relative_to(board.results_dir()).as_posix()
@@ -134,16 +137,15 @@ def test_records_that_do_not_fit_are_rejected_never_averaged(board, field, edit,
 
 def test_a_config_the_search_did_not_choose_is_rejected(board):
     # forge final records for a grid candidate that lost on validation (as if someone had run
-    # every candidate on test and kept the best test score)
+    # every candidate on test and kept the one they liked)
     lb0 = lbm.build(board, board.results_dir())
     chosen = lb0.row("oracle")
     search = [read_record(p) for p in board.results_dir().rglob("*.search.json")]
-    loser = next(r for r in search if r["model"]["params"] == {"noise": 0.0, "target": "test"})
+    loser = next(r for r in search if r["model"]["params"] == {"noise": 0.0, "target": "test", "explode": False})
     for p in _finals(board, chosen.params_hash[:8]):
         rec = read_record(p)
         rec["model"] = loser["model"]
         rec["selection"]["chosen"] = loser["model"]["params_hash"]
-        rec["metrics"]["test"] = {k: 1.0 for k in rec["metrics"]["test"]}
         dest = p.parent.parent / loser["model"]["params_hash"][:8] / p.name
         shutil.copy(p.with_name(p.stem + ".per_user.npz"), dest.with_name(dest.stem + ".per_user.npz"))
         write_record(dest, rec)
@@ -229,7 +231,7 @@ def test_csv_and_json_carry_the_same_numbers(board):
     for r, j in zip(rows, data["rows"]):
         assert float(r["ndcg@10_mean"]) == pytest.approx(j["test"]["ndcg@10"]["mean"], abs=1e-6)
         assert float(r["ndcg@10_ci_high"]) == pytest.approx(j["test"]["ndcg@10"]["ci_high"], abs=1e-6)
-    assert data["rows"][1]["selection"]["method"] == "grid" and data["rows"][1]["distribution"] == "local-file"
+    assert data["rows"][1]["selection"]["method"] == "grid" and data["rows"][1]["distribution"] == "fake-oracle"
     assert data["identity"]["protocol_hash"] == lb.protocol_hash and data["significance"]["correction"] == "holm"
 
 
@@ -307,7 +309,7 @@ def test_cli_check_and_compare(board, tmp_path):
     bad = run_cli("leaderboard", "check", board.folder, env=env, check=False)
     assert bad.returncode == 1 and "README.md: differs" in bad.stderr
     root = board.results_dir() / "t-suite" / "toy"
-    cmp_ = run_cli("compare", root / "pop", root / "oracle-Oracle", "-m", "ndcg@10", env=env)
+    cmp_ = run_cli("compare", root / "pop", root / "oracle", root / "oracle-test", "-m", "ndcg@10", env=env)
     lines = cmp_.stdout.splitlines()
     pop = next(line for line in lines if " pop " in line)
     assert re.search(r"ᵃ|ᵇ|ᶜ", "\n".join(lines)) and "Superscripts" in cmp_.stdout

@@ -1,7 +1,6 @@
 """Model commands: ``models list/info``, ``check`` (conformance), ``plugin new``."""
 from __future__ import annotations
 
-
 from pathlib import Path
 
 import click
@@ -41,7 +40,8 @@ def models_list(check):
 @models.command("info")
 @click.argument("name")
 def models_info(name):
-    """What NAME is: paper, task, modalities it needs or uses, parameters and defaults."""
+    """What NAME is: paper, task, modalities it needs or uses, parameters and defaults, and
+    the search space a suite's tuning budget draws from."""
     import inspect
 
     from ..models import model_params
@@ -62,6 +62,12 @@ def models_info(name):
     width = max((len(n) for n in declared), default=0)
     for name, p in declared.items():
         click.echo(f"  {name:<{width}} = {p.default!r:<10} {p.allowed():<28} {p.help}".rstrip())
+    spaces = {name: p.space for name, p in declared.items() if p.space}
+    click.echo("")
+    click.echo("search space (what a suite's [tuning] budget draws from; the default in the middle):"
+               if spaces else "search space: none declared (suites run it with its defaults)")
+    for name, space in spaces.items():
+        click.echo(f"  {name:<{width}} {', '.join(map(repr, space))}")
     doc = inspect.getdoc(cls)
     if doc:
         click.echo("")

@@ -20,12 +20,18 @@ from .app import parse_params
 @click.option("--force", is_flag=True, help="Re-run even if a record exists.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
 def run(model, dataset, seeds, params, device, results, suite_name, features, force, resume):
-    """Train MODEL on DATASET (card's default protocol), evaluate, write run records."""
+    """Train MODEL on DATASET (card's default protocol), evaluate, write run records. A
+    failed earlier run of the same job is kept beside as history and run again."""
     from ..data.cards import find_card
     from ..data.prepare import prepare as _prepare
+    from ..names import check_name
     from ..paths import default_results_dir
     from ..runner import ModelSpec, run_one
 
+    check_name(suite_name, "--suite")
+    if model.endswith(".py") or ".py:" in model:
+        click.echo(f"warning: {model.partition(':')[0]} is a file, not an installed plugin: running its local "
+                   "code", err=True)
     spec = ModelSpec.resolve(model)
     given = parse_params(params)
     spec.params(given)  # unknown parameter -> error before preparing anything
@@ -38,6 +44,6 @@ def run(model, dataset, seeds, params, device, results, suite_name, features, fo
         if status == "busy":
             click.echo(f"seed {seed}: another process is running this job ({path})")
             continue
-        t = rec["metrics"]["test"]
+        t = rec["metrics"].get("test", {})
         shown = "  ".join(f"{k}={t[k]:.4f}" for k in ("recall@10", "ndcg@10", "rmse") if k in t)
         click.echo(f"seed {seed}: {status}  {shown}  -> {path}")

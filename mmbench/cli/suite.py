@@ -26,15 +26,16 @@ def suite():
               help="Parallel jobs (default: sized to the machine; 1 = in this process).")
 @click.option("--address", default=None, help="Ray cluster address (--backend ray; default: a local instance).")
 def suite_run(suite_path, only, device, results, force, backend, workers, address):
-    """Run what is missing in SUITE (existing records are skipped): hyper-parameter
-    searches on validation first, then the chosen configurations on every seed."""
+    """Run what is missing or failed in SUITE (finished records are skipped): hyper-parameter
+    searches on validation first, then the chosen configurations on every seed. A failed
+    run is kept beside as history; an unreadable record is reported (exit 1)."""
     from ..suite import load_suite, run_suite
 
     s = load_suite(suite_path)
     counts = run_suite(s, only=list(only) or None, device=device, results=results, force=force, echo=click.echo,
                        backend=backend, workers=workers, address=address)
     click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
-    if counts["failed"]:
+    if counts["failed"] or counts["invalid"]:
         sys.exit(1)
 
 
@@ -42,7 +43,7 @@ def suite_run(suite_path, only, device, results, force, backend, workers, addres
 @click.argument("suite_path", type=click.Path(path_type=Path))
 @click.option("--results", type=click.Path(path_type=Path), default=None)
 def suite_status(suite_path, results):
-    """Done / missing / failed jobs of SUITE."""
+    """Done / missing / failed / stale / invalid jobs of SUITE, and earlier failed runs kept as history."""
     from ..suite import load_suite, status
 
     rows = status(load_suite(suite_path), results)

@@ -8,6 +8,10 @@ formatting, seeded randomization tests). Which records count is :mod:`.select`'s
 Statistics: mean ± sample std and a Student-t confidence interval over seeds; for every
 metric with per-user values, each model is compared with the best one of the column by a
 paired test on per-user values (averaged over seeds), Holm-corrected over the models.
+Under rules 2 a rating metric is shown as the mean over users of each user's error, the
+statistic the paired test compares (the records' RMSE/MAE over all rated pairs is another
+quantity), and the board carries its compute, its records' manifest and the suite's
+definition hash (:mod:`.integrity`, :mod:`mmbench.suite.tuning`).
 """
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ import numpy as np
 
 from ..evaluate.metrics import get, higher_is_better
 from ..stats import TESTS, Comparison, Summary
-from .select import identity, load_records, search_choice
+from .integrity import compute, converged, manifest
+from .select import Evidence, Found, identity, load_records, search_choice
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Row:
     epochs: float
     selection: dict
     records: list[str] = field(default_factory=list)
+    unconverged: list[int] = field(default_factory=list)  # seeds whose run stopped at its epoch budget
     rank: int = 0
     marks: dict[str, Comparison] = field(default_factory=dict)  # metric -> comparison with the column's best
     best: set = field(default_factory=set)  # metrics where this row is the best
@@ -64,6 +70,13 @@ class Leaderboard:
     board: dict  # test, alpha, confidence
     main_tests: dict = field(default_factory=dict)  # row key -> {test: p, test+"_holm": p} on the main metric
     n_search: int = 0  # search records used to check selections
+    rules: int = 1  # what the board proves (mmbench.suite.definition)
+    fixed_budget: bool = False  # a fixed-budget track: unconverged cells are allowed (and marked)
+    compute: dict = field(default_factory=dict)  # runs, compute_s (fit + eval), wall_s
+    manifest: dict = field(default_factory=dict)  # rules 2: file under results -> sha256
+    definition: dict = field(default_factory=dict)  # rules 2: what the suite version freezes
+    definition_hash: str = ""
+    superseded: list = field(default_factory=list)  # (version, rules) of the older v<M>/ folders, kept as built
 
     @property
     def columns(self) -> list[str]:
@@ -82,16 +95,10 @@ def _summaries(recs: list[dict], split: str, confidence: float) -> dict[str, Sum
     return {m: summarize([r["metrics"][split][m] for r in recs], confidence) for m in sorted(names)}
 
 
-def _per_user(results: Path, rels: list[str], metrics: list[str]) -> dict:
-    from ..records import read_per_user
+def _per_user(loaded: list[dict], metrics: list[str]) -> dict:
+    """metric -> (users, values averaged over the seeds' per-user arrays ``loaded``)."""
     from ..stats import per_user_mean
 
-    loaded = []
-    for rel in rels:
-        try:
-            loaded.append(read_per_user(results / rel))
-        except Exception:  # noqa: BLE001 - no per-user file: no significance test for this row
-            return {}
     out = {}
     for m in metrics:
         users_key = "rating_users" if get(m).kind == "rating" else "users"
@@ -107,15 +114,16 @@ def _per_user(results: Path, rels: list[str], metrics: list[str]) -> dict:
 def build(suite, results: Path) -> Leaderboard:
     results = Path(results)
     main = suite.protocol.main_metric
-    finals, searches, rejected, failed, expected_fp = load_records(suite, results)
+    found = load_records(suite, results, Evidence.of(suite, results))
+    rejected = found.rejected
     rows: list[Row] = []
     for entry in suite.models:
-        configs = {h: g for (k, h), g in finals.items() if k == entry.key}
+        configs = {h: g for (k, h), g in found.finals.items() if k == entry.key}
+        if configs and entry.method != "fixed":
+            rejected += _keep_search_choice(suite, entry, configs, found.searches.get(entry.key, []))
         if not configs:
             continue
-        if entry.method != "fixed":
-            rejected += _keep_search_choice(suite, entry, configs, searches.get(entry.key, []))
-        candidates = [_row(entry, h, sorted(g, key=lambda x: x[1]["seed"]), suite.board["confidence"])
+        candidates = [_row(entry, h, sorted(g, key=lambda x: x[1]["seed"]), suite, found.per_user)
                       for h, g in sorted(configs.items())]
         rejected += _keep_best_valid(candidates, main)
         rows.append(candidates[0])
@@ -125,15 +133,52 @@ def build(suite, results: Path) -> Leaderboard:
         r.rank = i
     metrics, beyond = _columns(suite, rows)
     for r in rows:
-        r.per_user = _per_user(results, r.records, metrics + beyond)
+        r.per_user = _per_user([found.per_user[rel] for rel in r.records], metrics + beyond)
     lb = Leaderboard(
         suite=suite.name, version=suite.version, main_metric=main, metrics=metrics, beyond=beyond, rows=rows,
-        rejected=sorted(rejected), failed=sorted(failed), protocol=suite.protocol.as_dict(),
-        protocol_hash=suite.protocol.hash, dataset=_dataset_info(suite, rows, finals, expected_fp),
-        environments=_environments(finals, rows), identity=identity(suite), board=suite.board,
-        n_search=sum(len(v) for v in searches.values()))
+        rejected=sorted(rejected), failed=sorted(found.failed), protocol=suite.protocol.as_dict(),
+        protocol_hash=suite.protocol.hash, dataset=_dataset_info(suite, rows, found.finals, found.expected_fp),
+        environments=_environments(found.finals, rows), identity=identity(suite), board=suite.board,
+        n_search=sum(len(v) for v in found.searches.values()), rules=suite.rules, fixed_budget=suite.fixed_budget)
+    _account(lb, suite, results, found)
     _significance(lb)
     return lb
+
+
+def _account(lb: Leaderboard, suite, results: Path, found: Found) -> None:
+    """What the board used: its compute, the older versions it supersedes and, under rules 2,
+    the manifest of its records and the suite's definition and hash."""
+    keys = {r.key for r in lb.rows}
+    finals = {rel: rec for g in found.finals.values() for rel, rec in g}
+    used = [(rel, finals[rel]) for r in lb.rows for rel in r.records]
+    used += [(rel, rec) for k, g in sorted(found.searches.items()) if k in keys for rel, rec in g]
+    lb.compute = compute([rec for _, rec in used])
+    lb.compute["search_runs"] = sum(1 for _, rec in used if rec["selection"].get("stage") == "search")
+    lb.superseded = _older_versions(suite)
+    if suite.rules < 2:
+        return
+    from ..io import hash_params
+    from ..suite.tuning import definition
+
+    lb.manifest = manifest(results, sorted(rel for rel, _ in used))
+    lb.definition = definition(suite)
+    lb.definition_hash = hash_params(lb.definition)
+
+
+def _older_versions(suite) -> list[tuple[int, int]]:
+    """(version, rules) of the suite's committed ``v<M>/`` folders older than its version."""
+    import json
+
+    out = []
+    for d in suite.folder.glob("v*/leaderboard.json"):
+        v = d.parent.name[1:]
+        if v.isdigit() and int(v) < suite.version:
+            try:
+                rules = json.loads(d.read_text(encoding="utf-8")).get("rules", 1)
+            except (OSError, ValueError):
+                rules = 1
+            out.append((int(v), rules))
+    return sorted(out)
 
 
 def _keep_search_choice(suite, entry, configs: dict, search_recs: list) -> list[tuple[str, str]]:
@@ -149,19 +194,30 @@ def _keep_search_choice(suite, entry, configs: dict, search_recs: list) -> list[
     return rejected
 
 
-def _row(entry, params_hash: str, group: list[tuple[str, dict]], confidence: float) -> Row:
+def _row(entry, params_hash: str, group: list[tuple[str, dict]], suite, per_user: dict) -> Row:
     """The row of one configuration from its records (sorted by seed)."""
     recs = [r for _, r in group]
     model = recs[0]["model"]
+    confidence = suite.board["confidence"]
+    test = _summaries(recs, "test", confidence)
+    if suite.rules >= 2:  # a rating metric: the mean over users, as the paired test sees it
+        for m in [m for m in test if get(m).kind == "rating"]:
+            test[m] = _user_mean_summary([per_user[rel][m] for rel, _ in group], confidence)
     return Row(
         key=entry.key, model=model["name"], label=entry.key, distribution=model["distribution"],
         version=model["version"], params=model["params"], params_hash=params_hash,
-        seeds=[r["seed"] for r in recs], test=_summaries(recs, "test", confidence),
-        valid=_summaries(recs, "valid", confidence),
+        seeds=[r["seed"] for r in recs], test=test, valid=_summaries(recs, "valid", confidence),
         fit_s=float(np.mean([r["timing"].get("fit_s", 0.0) for r in recs])),
         eval_s=float(np.mean([r["timing"].get("eval_s", 0.0) for r in recs])),
         epochs=float(np.mean([(r.get("fit") or {}).get("best_epoch") or 0 for r in recs])),
-        selection=recs[0]["selection"], records=[rel for rel, _ in group])
+        selection=recs[0]["selection"], records=[rel for rel, _ in group],
+        unconverged=[r["seed"] for r in recs if converged(r) is False] if suite.rules >= 2 else [])
+
+
+def _user_mean_summary(vectors: list, confidence: float) -> Summary:
+    from ..stats import summarize
+
+    return summarize([float(np.nanmean(np.asarray(v, dtype=np.float64))) for v in vectors], confidence)
 
 
 def _keep_best_valid(candidates: list[Row], sel: str) -> list[tuple[str, str]]:

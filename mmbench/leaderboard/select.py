@@ -1,18 +1,23 @@
-"""Which records a leaderboard uses: those that fit the suite, and for a searched model the
-final records of the configuration its search records choose.
+"""Which records a leaderboard uses: those that fit the suite and hold up as evidence
+(:mod:`.integrity`), and for a searched model the final records of the configuration its
+search records choose.
 
 Records whose dataset fingerprint, features, protocol, seed or selection do not fit the
 suite are rejected with a reason, never averaged; failed runs never enter the table. A
-record chosen with anything but the validation split is rejected.
+record chosen with anything but the validation split is rejected. Where the suite pins no
+fingerprint, the records must agree on one: a disagreement is an error, never a vote.
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..records import iter_records, record_stage
-from ..suite.definition import recorded_name
+from ..errors import RecordError
+from ..records import RECORD_NAME, dirty_reason, iter_records, record_stage
 from ..suite.plan import choose
+from .integrity import claimed_search_reason, manifest_reason, per_user_file, recompute_reason
 
 
 def identity(suite) -> dict:
@@ -24,17 +29,59 @@ def identity(suite) -> dict:
             "protocol_hash": suite.protocol.hash}
 
 
-def _majority(values: list[str]) -> str | None:
-    if not values:
+def committed_board(suite) -> dict | None:
+    """The committed ``v<N>/leaderboard.json`` of the suite's version, if there is one."""
+    p = suite.folder / f"v{suite.version}" / "leaderboard.json"
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
+
+
+@dataclass
+class Evidence:
+    """What records are checked against beyond the suite: the rules, whether the board is
+    built from the records kept with the suite (a committed board) and its manifest."""
+
+    rules: int
+    committed: bool = False
+    manifest: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, suite, results: Path) -> Evidence:
+        committed = suite.keeps_records and Path(results).resolve() == suite.results_dir().resolve()
+        board = committed_board(suite) if committed and suite.rules >= 2 else None
+        return cls(suite.rules, committed, dict((board or {}).get("manifest", {})))
+
+
+@dataclass
+class Found:
+    """The records of a suite, sorted: accepted finals by (entry key, params hash), accepted
+    search records by entry, rejected and failed ones with their reasons, the per-user
+    arrays of the accepted finals."""
+
+    finals: dict = field(default_factory=dict)
+    searches: dict = field(default_factory=dict)
+    rejected: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+    per_user: dict = field(default_factory=dict)
+    expected_fp: str | None = None
+
+
+def _agreed(values: list[str], what: str, where: str, hint: str) -> str | None:
+    """The value every record has (None: no record); records that disagree are an error."""
     counts = Counter(values)
-    return min(counts, key=lambda v: (-counts[v], v))
+    if len(counts) > 1:
+        shown = ", ".join(f"{n} with {v[:12]}" for v, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
+        raise RecordError(f"records disagree on the {what} ({shown}): which is right is not a vote", where=where,
+                          hint=hint)
+    return next(iter(counts), None)
 
 
 def _entry_for(suite, rec: dict):
     name = rec["model"]["name"]
     for m in suite.models:
-        if recorded_name(m.name) == name and m.matches(rec["model"]["params"]):
+        if m.name == name and m.matches(rec["model"]["params"]):
             return m
     return None
 
@@ -74,38 +121,79 @@ def _reject_reason(rec: dict, suite, expected_fp: str | None, feature_fps: dict)
     return None
 
 
-def load_records(suite, results: Path):
-    """Accepted final records by (entry key, params hash), accepted search records by entry,
-    and the rejected / failed lists."""
-    rejected, failed, found = [], [], []
+def _pinned(suite, found: list[tuple[str, dict]], where: str) -> tuple[str | None, dict]:
+    """The dataset fingerprint and feature fingerprints records must have: the suite's, or
+    the one all of its records agree on."""
+    mine = [r for _, r in found if r["suite"] == suite.name]
+    fp = suite.dataset.get("fingerprint") or _agreed(
+        [r["dataset"]["fingerprint"] for r in mine], "dataset fingerprint", where,
+        "pin [dataset] fingerprint in suite.toml; records with another one are then rejected")
+    feature_fps = dict(suite.dataset.get("feature_fingerprints", {}))
+    for k in sorted({k for r in mine for k in r["features"]} - set(feature_fps)):
+        feature_fps[k] = _agreed([r["features"][k] for r in mine if k in r["features"]], f"fingerprint of {k}", where,
+                                 "pin it in [dataset.feature_fingerprints] of suite.toml")
+    return fp, feature_fps
+
+
+def _evidence_reason(results: Path, rel: str, rec: dict, evidence: Evidence, out: Found) -> str | None:
+    """Why a record that fits the suite is not believed (None: it is); keeps a final
+    record's per-user arrays in ``out``."""
+    if evidence.manifest and (why := manifest_reason(results, rel, evidence.manifest)):
+        return why
+    if evidence.rules >= 2 and evidence.committed and (why := dirty_reason(rec)):
+        return why
+    if record_stage(rec) == "search":
+        return None
+    arrays, why = per_user_file(results, rel)
+    if why is None and not (why := recompute_reason(rec, arrays)):
+        out.per_user[rel] = arrays
+    return why
+
+
+def load_records(suite, results: Path, evidence: Evidence | None = None) -> Found:
+    """The suite's records under ``results``, sorted into a :class:`Found`."""
+    evidence = evidence or Evidence(suite.rules)
+    out, found = Found(), []
     for path, rec in iter_records(results, suite.name):
         rel = path.relative_to(results).as_posix()
         if isinstance(rec, Exception):
-            rejected.append((rel, f"invalid record: {rec}"))
+            out.rejected.append((rel, f"invalid record: {rec}"))
         elif rec["status"] != "ok":
-            failed.append((rel, rec.get("error", "")))
+            out.failed.append((rel, rec.get("error", "")))
         else:
             found.append((rel, rec))
-    expected_fp = suite.dataset.get("fingerprint") or _majority(
-        [r["dataset"]["fingerprint"] for _, r in found if r["suite"] == suite.name])
-    feature_fps = dict(suite.dataset.get("feature_fingerprints", {}))
-    all_keys = sorted({k for _, r in found for k in r["features"]})
-    for k in all_keys:  # not pinned by the suite: the fingerprint most records agree on
-        if k not in feature_fps:
-            feature_fps[k] = _majority([r["features"][k] for _, r in found if k in r["features"]])
-    finals: dict[tuple[str, str], list[tuple[str, dict]]] = {}
-    searches: dict[str, list[tuple[str, dict]]] = {}
+    out.expected_fp, feature_fps = _pinned(suite, found, str(results / suite.name))
     for rel, rec in found:
-        why = _reject_reason(rec, suite, expected_fp, feature_fps)
+        why = (_reject_reason(rec, suite, out.expected_fp, feature_fps)
+               or _evidence_reason(results, rel, rec, evidence, out))
         if why:
-            rejected.append((rel, why))
-            continue
-        key = _entry_for(suite, rec).key
-        if record_stage(rec) == "search":
-            searches.setdefault(key, []).append((rel, rec))
+            out.rejected.append((rel, why))
+        elif record_stage(rec) == "search":
+            out.searches.setdefault(_entry_for(suite, rec).key, []).append((rel, rec))
         else:
-            finals.setdefault((key, rec["model"]["params_hash"]), []).append((rel, rec))
-    return finals, searches, rejected, failed, expected_fp
+            out.finals.setdefault((_entry_for(suite, rec).key, rec["model"]["params_hash"]), []).append((rel, rec))
+    _keep_claimed(out)
+    out.rejected += [(key, "listed in the committed board's manifest, but the file is gone")
+                     for key in evidence.manifest if RECORD_NAME.fullmatch(Path(key).name)
+                     and not (results / key).exists()]
+    return out
+
+
+def _keep_claimed(out: Found) -> None:
+    """Reject the final records whose selection is not backed by the accepted search records."""
+    by_run = {(rec["model"]["params_hash"], rec["seed"]): rec for g in out.searches.values() for _, rec in g}
+    for key in list(out.finals):
+        keep = []
+        for rel, rec in out.finals[key]:
+            why = claimed_search_reason(rec, by_run)
+            if why:
+                out.rejected.append((rel, why))
+            else:
+                keep.append((rel, rec))
+        if keep:
+            out.finals[key] = keep
+        else:
+            del out.finals[key]
 
 
 def search_choice(suite, entry, search_recs: list[tuple[str, dict]], claimed: set[str]) -> str | None:

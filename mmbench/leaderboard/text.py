@@ -1,15 +1,21 @@
 """The text renderings of a leaderboard: README.md (tables, statistics, model selection,
-protocol, provenance), leaderboard.csv and leaderboard.json."""
+protocol, provenance), leaderboard.csv and leaderboard.json. What a board under rules 2
+adds (unconverged marks, the rating statistic, compute, tuning, definition hash, manifest)
+is rendered only for such a board, so an older one rebuilds to its committed bytes."""
 from __future__ import annotations
 
 import csv
 import io
 
+import numpy as np
+
+from ..evaluate.metrics import get
 from ..io import canonical_json
 from ..stats import TEST_NAMES, TESTS, Summary
 from .build import Leaderboard, Row
 
 MARK = "†"  # significantly worse than the best of the column
+UNCONVERGED = "‡"  # a seed's run stopped at its epoch budget with its best epoch within the last `patience`
 ENV_KEYS = ["mmbench", "git", "python", "torch", "device", "threads", "platform", "records"]
 
 
@@ -23,6 +29,8 @@ def fmt_cell(row: Row, metric: str, *, markdown: bool = True) -> str:
     c = row.marks.get(metric)
     if c is not None and c.significant:
         text += MARK
+    if row.unconverged:
+        text += UNCONVERGED
     return text
 
 
@@ -41,9 +49,29 @@ def _seeds(r: Row, suite) -> str:
 
 
 def legend(lb: Leaderboard) -> str:
-    return (f"Bold: best of the column. {MARK}: significantly worse than the best of the column "
+    text = (f"Bold: best of the column. {MARK}: significantly worse than the best of the column "
             f"({TEST_NAMES[lb.board['test']]} on per-user values averaged over seeds, Holm-corrected over the "
             f"models, α = {lb.board['alpha']:g}).")
+    if lb.rules < 2:
+        return text
+    text += (f" {UNCONVERGED}: not converged: for some seed the best validation epoch lies within the last "
+             "`patience` evaluations of the epoch budget, so the training was cut, not finished"
+             + (" (allowed on this fixed-budget track)." if lb.fixed_budget else "."))
+    if any(get(m).kind == "rating" for m in lb.columns):
+        text += (" RMSE and MAE: each user's error on their held-out ratings, averaged over users; the mean ± std, "
+                 "the confidence interval and the paired test are all on this statistic.")
+    return text
+
+
+def compute_line(lb: Leaderboard) -> str:
+    c = lb.compute
+    return (f"Compute: {c['compute_s']:,.0f} s of fitting and evaluation over {c['runs']} runs "
+            f"({c['runs'] - c['search_runs']} final, {c['search_runs']} search); wall time {c['wall_s']:,.0f} s "
+            "(while at least one run was going, from the records).")
+
+
+def title(lb: Leaderboard) -> str:
+    return f"{lb.suite} v{lb.version}" + (" (fixed-budget track)" if lb.fixed_budget else "")
 
 
 def _table(headers, body) -> str:
@@ -57,14 +85,14 @@ def to_markdown(lb: Leaderboard, suite) -> str:
     if not lb.rows:
         lines += ["No accepted records yet.", ""]
     else:
-        lines += _results(lb, suite) + _stats_section(lb) + _selection_section(lb)
+        lines += _results(lb, suite) + _stats_section(lb) + _selection_section(lb) + _tuning_section(lb, suite)
     lines += _protocol_section(lb, suite) + _provenance(lb, suite)
     return "\n".join(lines)
 
 
 def _head(lb: Leaderboard, suite) -> list[str]:
     ds = lb.dataset
-    lines = [f"# Leaderboard: {lb.suite} v{lb.version}", ""]
+    lines = [f"# Leaderboard: {title(lb)}", ""]
     desc = suite.data["suite"].get("description")
     if desc:
         lines += [desc.strip(), ""]
@@ -75,7 +103,7 @@ def _head(lb: Leaderboard, suite) -> list[str]:
         f"Test metrics, mean ± sample std over seeds, sorted by **{lb.main_metric}**. "
         "Hyper-parameters and early stopping are chosen on the validation split only. " + legend(lb),
         "",
-    ]
+    ] + ([compute_line(lb), ""] if lb.rules >= 2 else [])
 
 
 def _results(lb: Leaderboard, suite) -> list[str]:
@@ -106,11 +134,50 @@ def _protocol_section(lb: Leaderboard, suite) -> list[str]:
         f"- Fit on {p['fit_on']}; selection and early stopping on {p['selection']}; "
         f"searched models: candidates on seed(s) {suite.search_seeds}, the chosen one on seeds {suite.seeds}",
         f"- Protocol hash `{lb.protocol_hash}`; a protocol change makes a new leaderboard version",
+    ] + [f"- {fact}" for fact in rules_facts(lb)] + [
         "",
         "## Configurations", "",
     ]
     return lines + [f"- **{r.label}** (`{r.model}` from {r.distribution} {r.version}), params `{r.params_hash[:8]}`: "
                     f"{short_params(r.params)}" for r in lb.rows]
+
+
+def rules_facts(lb: Leaderboard) -> list[str]:
+    """What a rules-2 board states about itself: rules, definition, versions it supersedes."""
+    if lb.rules < 2:
+        return []
+    lines = [f"Rules {lb.rules}; suite definition `{lb.definition_hash[:16]}` (dataset, split, protocol, models, "
+             "search spaces, tuning budget, seeds): a change needs a new version; the records' sha256 are in "
+             "`leaderboard.json` (`manifest`)"]
+    if lb.superseded:
+        lines.append("Supersedes " + ", ".join(f"v{v} (rules {r})" for v, r in lb.superseded)
+                     + ": kept as committed")
+    return lines
+
+
+def tuning_summary(lb: Leaderboard, suite) -> tuple[str, list[tuple[str, str]]]:
+    """The rules-2 tuning budget in words, and per row what it searched."""
+    b = suite.budget
+    how = "a seeded draw of the grid" if b["method"] == "grid" else "Optuna's TPE sampler"
+    intro = (f"Every model with a declared search space gets {b['configurations']} configuration(s) ({how}, seed "
+             f"{b['seed']}, the declared defaults first); a smaller space is run whole. The search spaces are the "
+             "models' own declarations (paper defaults in the middle).")
+    rows = []
+    for r in lb.rows:
+        space = suite.resolved.get(r.key, {}).get("space", {})
+        size = int(np.prod([len(v) for v in space.values()])) if space else 1
+        tried = len(r.selection.get("candidates", [])) or 1
+        rows.append((r.label, "its defaults (no declared search space)" if not space else
+                     f"{tried} of {size} configurations of "
+                     + "; ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}" for k, v in sorted(space.items()))))
+    return intro, rows
+
+
+def _tuning_section(lb: Leaderboard, suite) -> list[str]:
+    if lb.rules < 2 or not lb.rows:
+        return []
+    intro, rows = tuning_summary(lb, suite)
+    return ["## Tuning", "", intro, ""] + [f"- **{label}**: {text}" for label, text in rows] + [""]
 
 
 def _provenance(lb: Leaderboard, suite) -> list[str]:
@@ -128,6 +195,8 @@ def _provenance(lb: Leaderboard, suite) -> list[str]:
                     f"mmbench suite run {folder}        # runs what is missing; existing records are skipped",
                     f"mmbench leaderboard build {folder}",
                     f"mmbench leaderboard check {folder}  # rebuild and compare bytes with v{lb.version}/",
+                    ] + ([f"mmbench leaderboard reproduce {folder} --sample 3  # run 3 records again: bit-identical?"]
+                         if lb.rules >= 2 else []) + [
                     "```", "",
                     "Files: `leaderboard.csv`, `leaderboard.json` (every number, with confidence intervals and "
                     "p-values), `index.html` (open it in a browser: sortable table and charts, no network).", ""]
@@ -183,7 +252,8 @@ def to_csv(lb: Leaderboard) -> str:
     w = csv.writer(buf, lineterminator="\n")
     stats = ("mean", "std", "ci_low", "ci_high", "p_holm")
     w.writerow(["rank", "model", "registered_name", "distribution", "version", "params_hash", "n_seeds"] +
-               [f"{c}_{s}" for c in lb.columns for s in stats] + ["fit_s", "best_epoch"])
+               [f"{c}_{s}" for c in lb.columns for s in stats] + ["fit_s", "best_epoch"]
+               + (["not_converged_seeds"] if lb.rules >= 2 else []))
     for r in lb.rows:
         vals = []
         for c in lb.columns:
@@ -195,7 +265,8 @@ def to_csv(lb: Leaderboard) -> str:
             vals += [f"{s.mean:.6f}", f"{s.std:.6f}", f"{s.ci_low:.6f}", f"{s.ci_high:.6f}",
                      f"{cmp_.p_holm:.6g}" if cmp_ else ""]
         w.writerow([r.rank, r.label, r.model, r.distribution, r.version, r.params_hash[:8], len(r.seeds)] + vals +
-                   [f"{r.fit_s:.3f}", f"{r.epochs:.1f}"])
+                   [f"{r.fit_s:.3f}", f"{r.epochs:.1f}"]
+                   + ([" ".join(map(str, r.unconverged))] if lb.rules >= 2 else []))
     return buf.getvalue()
 
 
@@ -231,4 +302,11 @@ def to_json(lb: Leaderboard) -> str:
         "environments": lb.environments,
         "search_records": lb.n_search,
     }
+    if lb.rules >= 2:
+        for row, r in zip(obj["rows"], lb.rows):
+            row["not_converged_seeds"] = r.unconverged
+        obj.update({"rules": lb.rules, "definition": lb.definition, "definition_hash": lb.definition_hash,
+                    "manifest": lb.manifest, "compute": lb.compute, "fixed_budget": lb.fixed_budget,
+                    "supersedes": [{"version": v, "rules": r} for v, r in lb.superseded],
+                    "rating_statistic": "mean over users of each user's error (table, interval and test)"})
     return canonical_json(obj)

@@ -30,7 +30,10 @@ class Param:
     """One hyper-parameter. ``ge``/``gt``/``le``/``lt`` bound numbers (inclusive/exclusive);
     ``choices`` lists the allowed values; ``nullable`` admits ``None`` (e.g. "follows another
     parameter"); ``log`` says the natural search scale is logarithmic; ``space`` is the
-    default search space a suite may use for it (a list of values)."""
+    search space a suite's tuning budget draws from (a few values, the default in the
+    middle). A subclass that gives a float parameter another default (a class keyword)
+    moves its space with it: the values are scaled by new/old default, so the default
+    stays in the middle."""
 
     default: Any
     help: str = ""
@@ -76,7 +79,10 @@ class Param:
         obj.__dict__[self.name] = value
 
     def with_default(self, default) -> "Param":
-        return replace(self, default=default)
+        space = self.space
+        if space and self.type is float and _positive(default) and _positive(self.default) and default != self.default:
+            space = tuple(float(f"{v * default / self.default:.6g}") for v in space)
+        return replace(self, default=default, space=space)
 
     # -- validation -------------------------------------------------------------------------
     def allowed(self) -> str:
@@ -130,6 +136,10 @@ class Param:
         if self.space is not None:
             out["space"] = list(self.space)
         return out
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0
 
 
 def collect_params(cls) -> dict[str, Param]:

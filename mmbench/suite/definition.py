@@ -2,8 +2,22 @@
 
 A suite fixes the dataset (card name + version + expected fingerprint), the data
 protocol (filters, split), the evaluation protocol (metrics, main metric, masking), the
-seeds and the models with their parameters or search spaces. This module reads and checks
-it (:func:`load_suite`); :mod:`.plan` derives the jobs, :mod:`.execute` runs them.
+seeds, the models with their parameters and one tuning budget (:mod:`.tuning`). This module
+reads and checks it (:func:`load_suite`); :mod:`.plan` derives the jobs, :mod:`.execute`
+runs them.
+
+Rules. What a leaderboard must prove has grown; each step is a *rules* version, and a
+board is built and checked under the rules of its suite (``[suite] rules``, default: the
+current ones). ``rules = 1`` only marks a board committed before rules 2 existed (the
+leaderboard refuses it for anything else):
+
+1. records fit the suite (dataset, protocol, features, seeds, selection on validation);
+   per-model grids or Optuna spaces in ``[[models]]``.
+2. one tuning budget (``[tuning]``) over the models' declared search spaces; the suite's
+   definition hashed into the board; a manifest of the records' sha256; records from a
+   clean tree only (committed boards); every cell certified converged unless the suite is
+   a fixed-budget track; rating metrics shown, tested and bounded on one statistic; the
+   board's compute time.
 """
 from __future__ import annotations
 
@@ -13,8 +27,12 @@ from pathlib import Path
 
 from ..data.cards import FILTERS_SPEC, SPLIT_SPEC
 from ..errors import ConfigError
+from ..names import check_name, inside
 from ..protocol import Protocol
 from ..schema import ArrayOf, ListOf, Table, load_toml, validate
+
+RULES = 2  # the current rules (see the module's docstring)
+FIXED_BUDGET = "fixed-budget"  # [suite] track: cells may stop at their epoch budget (the title says so)
 
 SUITE_SPEC = {
     "suite": Table({
@@ -22,6 +40,8 @@ SUITE_SPEC = {
         "version": (int, True),
         "description": (str, False),
         "results": (str, False),  # where records live, relative to the suite folder
+        "rules": (int, False),  # the rules its board was built under (default: the current ones)
+        "track": (str, False),  # "fixed-budget": convergence is not required
     }, required=True),
     "dataset": Table({
         "name": (str, True),
@@ -41,6 +61,11 @@ SUITE_SPEC = {
     }),
     "run": Table({"seeds": (ListOf(int), True), "device": (str, False), "search_seeds": (ListOf(int), False)},
                  required=True),
+    "tuning": Table({  # rules 2: the one tuning budget every searched model gets
+        "configurations": (int, True),
+        "method": (str, False),  # "grid" (a seeded draw of the declared grid) or "optuna" (seeded TPE)
+        "seed": (int, False),
+    }),
     "leaderboard": Table({
         "test": (str, False),  # significance test for the marks: t-test, wilcoxon or fisher
         "alpha": (float, False),
@@ -63,11 +88,13 @@ SEARCH_METHODS = ("grid", "optuna")
 class ModelEntry:
     name: str
     params: dict
-    grid: dict = field(default_factory=dict)
+    grid: dict = field(default_factory=dict)  # searched parameter -> values (a grid's space)
     label: str | None = None
     search: str = "grid"
     trials: int = 0
-    space: dict = field(default_factory=dict)
+    space: dict = field(default_factory=dict)  # Optuna: parameter -> {choices} or {low, high, log}
+    candidates: list[dict] | None = None  # rules 2: the grid points the budget draws (else the whole grid)
+    centre: dict | None = None  # rules 2: the searched parameters' declared defaults, tried first
 
     @property
     def key(self) -> str:
@@ -81,27 +108,25 @@ class ModelEntry:
             return "optuna"
         return "grid" if len(self.configurations()) > 1 else "fixed"
 
+    @property
+    def searched(self) -> list[str]:
+        """The parameters a search varies."""
+        return sorted(set(self.grid) | set(self.space))
+
     def configurations(self) -> list[dict]:
-        if not self.grid:
-            return [dict(self.params)]
+        """Every configuration a grid (or a fixed entry) runs, given parameters included."""
+        if self.candidates is not None:
+            return [{**self.params, **c} for c in self.candidates]
         keys = sorted(self.grid)
-        out = []
-        for values in itertools.product(*(self.grid[k] for k in keys)):
-            p = dict(self.params)
-            p.update(dict(zip(keys, values)))
-            out.append(p)
-        return out
+        return [{**self.params, **dict(zip(keys, values))}
+                for values in itertools.product(*(self.grid[k] for k in keys))]
 
     def matches(self, params: dict) -> bool:
         """Whether resolved ``params`` (defaults merged) can come from this entry."""
-        for k, v in self.params.items():
-            if k in self.grid or k in self.space:
-                continue
-            if k not in params or params[k] != v:
-                return False
-        for k, values in self.grid.items():
-            if params.get(k) not in values:
-                return False
+        if self.search != "optuna":
+            return any(all(params.get(k) == v for k, v in c.items()) for c in self.configurations())
+        if any(params.get(k) != v for k, v in self.params.items() if k not in self.space):
+            return False
         for k, dist in self.space.items():
             v = params.get(k)
             if "choices" in dist:
@@ -118,6 +143,7 @@ class Suite:
     data: dict
     protocol: Protocol
     models: list[ModelEntry]
+    resolved: dict = field(default_factory=dict)  # rules 2: entry key -> model name, parameters, declared space
 
     @property
     def name(self) -> str:
@@ -130,6 +156,28 @@ class Suite:
     @property
     def folder(self) -> Path:
         return self.path.parent
+
+    @property
+    def rules(self) -> int:
+        """The rules its board is built and checked under (see the module's docstring)."""
+        return self.data["suite"].get("rules", RULES)
+
+    @property
+    def fixed_budget(self) -> bool:
+        """A fixed-budget track: cells that stop at their epoch budget are allowed (and marked)."""
+        return self.data["suite"].get("track") == FIXED_BUDGET
+
+    @property
+    def keeps_records(self) -> bool:
+        """Whether its records live with the suite (``[suite] results``: committed, checked by CI)."""
+        return bool(self.data["suite"].get("results"))
+
+    @property
+    def budget(self) -> dict:
+        """The tuning budget: configurations per searched model, method and seed."""
+        t = self.data.get("tuning", {})
+        return {"configurations": t.get("configurations", 1), "method": t.get("method", "grid"),
+                "seed": t.get("seed", 0)}
 
     @property
     def seeds(self) -> list[int]:
@@ -165,7 +213,7 @@ class Suite:
             return Path(override)
         rel = self.data["suite"].get("results")
         if rel:
-            return self.folder / rel
+            return inside(self.folder, rel, "suite.results", str(self.path))
         from ..paths import default_results_dir
 
         return default_results_dir()
@@ -211,10 +259,7 @@ def load_suite(path: str | Path) -> Suite:
     data = load_toml(path)
     where = str(path)
     validate(data, SUITE_SPEC, where=where)
-    if not data["run"]["seeds"]:
-        raise ConfigError("run.seeds must list at least one seed", where=where)
-    if "search_seeds" in data["run"] and not data["run"]["search_seeds"]:
-        raise ConfigError("run.search_seeds must list at least one seed (or be left out)", where=where)
+    _check_header(data, path)
     try:
         protocol = Protocol.from_dict(data.get("protocol", {}))
     except ConfigError as e:
@@ -224,14 +269,44 @@ def load_suite(path: str | Path) -> Suite:
 
         validate_split(data["split"], where)
     _check_board(data.get("leaderboard", {}), where)
-    models = [_model_entry(m, where) for m in data["models"]]
+    rules = data["suite"].get("rules", RULES)
+    models = [_model_entry(m, where, rules) for m in data["models"]]
     seen = set()
     for m in models:
         if m.key in seen:
             raise ConfigError(f"two [[models]] entries are called {m.key!r}", where=where,
                               hint="give each entry of the same model a distinct label")
         seen.add(m.key)
-    return Suite(path, data, protocol, models)
+    suite = Suite(path, data, protocol, models)
+    if rules >= 2:
+        from .tuning import apply_budget
+
+        apply_budget(suite)
+    return suite
+
+
+def _check_header(data: dict, path: Path) -> None:
+    """The suite's name, rules, track, results folder, seeds and tuning table."""
+    where, head = str(path), data["suite"]
+    check_name(head["name"], "suite name", where)
+    if "results" in head:
+        inside(path.parent, head["results"], "suite.results", where)
+    rules = head.get("rules", RULES)
+    if not 1 <= rules <= RULES:
+        raise ConfigError(f"suite.rules must be between 1 and {RULES}, got {rules}", where=where)
+    if head.get("track", FIXED_BUDGET) != FIXED_BUDGET:
+        raise ConfigError(f"suite.track must be {FIXED_BUDGET!r} (or left out)", where=where)
+    if not data["run"]["seeds"]:
+        raise ConfigError("run.seeds must list at least one seed", where=where)
+    if "search_seeds" in data["run"] and not data["run"]["search_seeds"]:
+        raise ConfigError("run.search_seeds must list at least one seed (or be left out)", where=where)
+    tuning = data.get("tuning")
+    if tuning is not None:
+        if rules < 2:
+            raise ConfigError("a [tuning] budget needs rules 2 (leave out suite.rules)", where=where)
+        if tuning["configurations"] < 1 or tuning.get("method", "grid") not in SEARCH_METHODS:
+            raise ConfigError(f"tuning.configurations must be >= 1 and tuning.method one of {list(SEARCH_METHODS)}",
+                              where=where)
 
 
 def _check_board(board: dict, where: str) -> None:
@@ -243,28 +318,32 @@ def _check_board(board: dict, where: str) -> None:
         raise ConfigError("leaderboard.alpha and leaderboard.confidence must lie in (0, 1)", where=where)
 
 
-def _model_entry(m: dict, where: str) -> ModelEntry:
+def _model_entry(m: dict, where: str, rules: int) -> ModelEntry:
+    name = m["name"]
+    if name.endswith(".py") or ".py:" in name:
+        raise ConfigError(f"models {name!r}: a suite names registered models only (a file would run local code)",
+                          where=where, hint="register the model through an entry point, or run the file from "
+                                            "the command line: mmbench run -m FILE.py:Class")
+    check_name(name, "model", where)
+    if rules >= 2:
+        given = sorted(k for k in ("grid", "search", "trials", "space") if k in m)
+        if given:
+            raise ConfigError(f"models '{name}' has its own {given[0]!r}: every model gets the suite's [tuning] "
+                              "budget over its declared search space", where=where,
+                              hint="remove it (search spaces are declared with the model's parameters)")
+        return ModelEntry(name, dict(m.get("params", {})), label=m.get("label"))
     for k, v in m.get("grid", {}).items():
         if not isinstance(v, list) or not v:
-            raise ConfigError(f"models '{m['name']}' grid.{k} must be a non-empty list", where=where)
+            raise ConfigError(f"models '{name}' grid.{k} must be a non-empty list", where=where)
     search = m.get("search", "grid")
     if search not in SEARCH_METHODS:
-        raise ConfigError(f"models '{m['name']}' search must be one of {list(SEARCH_METHODS)}", where=where)
+        raise ConfigError(f"models '{name}' search must be one of {list(SEARCH_METHODS)}", where=where)
     if search == "optuna":
         if not m.get("space") or m.get("trials", 0) < 1 or m.get("grid"):
-            raise ConfigError(f"models '{m['name']}': an Optuna search needs a 'space' table and trials >= 1 "
+            raise ConfigError(f"models '{name}': an Optuna search needs a 'space' table and trials >= 1 "
                               "(and no grid)", where=where)
-        _check_space(m["name"], m["space"], where)
+        _check_space(name, m["space"], where)
     elif m.get("space") or "trials" in m:
-        raise ConfigError(f"models '{m['name']}': 'space' and 'trials' need search = \"optuna\"", where=where)
-    return ModelEntry(m["name"], dict(m.get("params", {})), dict(m.get("grid", {})), m.get("label"),
+        raise ConfigError(f"models '{name}': 'space' and 'trials' need search = \"optuna\"", where=where)
+    return ModelEntry(name, dict(m.get("params", {})), dict(m.get("grid", {})), m.get("label"),
                       search, int(m.get("trials", 0)), dict(m.get("space", {})))
-
-
-def recorded_name(name: str) -> str:
-    """The model name a record carries for a suite entry: the registered name, or
-    ``<file stem>:<Class>`` for a ``path/to/file.py:Class`` entry (as the runner names it)."""
-    if name.endswith(".py") or ".py:" in name:
-        path, _, cls = name.partition(":")
-        return f"{Path(path).stem}:{cls}"
-    return name

@@ -95,7 +95,7 @@ class _Progress:
 
     def __init__(self, echo, main_metric: str):
         self.echo, self.main = echo, main_metric
-        self.counts = {"done": 0, "skipped": 0, "failed": 0, "busy": 0}
+        self.counts = {"done": 0, "skipped": 0, "failed": 0, "busy": 0, "invalid": 0}
         self.n = 0
 
     def __call__(self, o: Outcome) -> None:
@@ -116,9 +116,10 @@ def run_suite(suite: Suite, *, only: list[str] | None = None, device: str | None
               results: Path | None = None, force: bool = False, echo=print, mirror: str | None = None,
               keep_going: bool = True, backend: str = "local", workers: int | None = None,
               address: str | None = None) -> dict[str, int]:
-    """Run every missing job of the suite (existing records are skipped), in rounds: the
-    searches first, then the chosen configurations. A failed job is recorded as failed and
-    the suite goes on; the counts are returned."""
+    """Run every missing or failed job of the suite (finished records are skipped), in
+    rounds: the searches first, then the chosen configurations. A failed job is recorded as
+    failed and the suite goes on; an unreadable record is counted as invalid, with its
+    reason. The counts are returned."""
     runner = backend_runner(backend, workers=workers, address=address)
     if only:
         known = {m.name for m in suite.models} | {m.key for m in suite.models}
@@ -133,19 +134,28 @@ def run_suite(suite: Suite, *, only: list[str] | None = None, device: str | None
     executed: set = set()
     while True:
         rows = survey(suite, results, only=only, force=force, executed=executed)
-        todo = [r.job for r in rows if r.state in ("missing", "stale") and r.job.key not in executed]
+        todo = [r.job for r in rows if r.state in ("missing", "stale", "failed") and r.job.key not in executed]
         if not todo:
             break
         runner(suite, ds, todo, results=results, device=device or suite.device, force=force, on_done=progress,
                keep_going=keep_going)
         executed.update(j.key for j in todo)
-    progress.counts["skipped"] += sum(1 for r in rows if r.state in ("done", "failed") and r.job is not None
+    progress.counts["skipped"] += sum(1 for r in rows if r.state == "done" and r.job is not None
                                       and r.job.key not in executed)
+    for r in rows:
+        if r.state == "invalid":
+            progress.counts["invalid"] += 1
+            echo(f"[invalid] {r.job.describe()}: {r.reason}; remove it (or restore it) to run the job again")
     return progress.counts
 
 
 def status(suite: Suite, results: Path | None = None) -> list[dict]:
     """One row per job: done / failed (with reason) / missing / waiting (for a search) /
-    stale (a record of the same run chosen under another selection: run again)."""
-    return [{"model": r.entry, "params_hash": r.params_hash[:8], "seed": r.seed, "stage": r.stage,
-             "state": r.state, "reason": r.reason} for r in survey(suite, results)]
+    stale (a record of the same run chosen under another selection: run again) / invalid
+    (unreadable), then one ``history`` row per earlier failed run kept beside it."""
+    out = []
+    for r in survey(suite, results):
+        row = {"model": r.entry, "params_hash": r.params_hash[:8], "seed": r.seed, "stage": r.stage}
+        out.append({**row, "state": r.state, "reason": r.reason})
+        out += [{**row, "state": "history", "reason": f"{name}: failed earlier ({why})"} for name, why in r.history]
+    return out

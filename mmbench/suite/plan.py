@@ -77,10 +77,11 @@ class Row:
     params_hash: str
     seed: int
     stage: str
-    state: str  # done | failed | missing | waiting | invalid
+    state: str  # done | failed | missing | waiting | stale | invalid
     reason: str = ""
     job: Job | None = None
     record: dict | None = None
+    history: list[tuple[str, str]] = field(default_factory=list)  # earlier failed runs kept beside: (file, why)
 
 
 def choose(candidates: list[dict], metric: str) -> dict | None:
@@ -95,11 +96,15 @@ def choose(candidates: list[dict], metric: str) -> dict | None:
 
 class _Survey:
     def __init__(self, suite: Suite, results: Path, force: bool, executed: set):
+        from ..env import git_state
         from ..runner import ModelSpec
 
         self.suite, self.results, self.force, self.executed = suite, results, force, executed
         self.specs: dict[str, ModelSpec] = {}
         self._resolve = ModelSpec.resolve
+        # a committed rules-2 board rejects records from a dirty tree: from a clean one, run them again
+        self.renew_dirty = (suite.rules >= 2 and suite.keeps_records and git_state().get("dirty") is False
+                            and Path(results).resolve() == suite.results_dir().resolve())
 
     def spec(self, name):
         if name not in self.specs:
@@ -108,14 +113,14 @@ class _Survey:
 
     def job_row(self, entry: ModelEntry, params: dict, seed: int, stage: str, selection: dict) -> Row:
         from ..io import hash_params
-        from ..records import model_dir, read_record, record_path
+        from ..records import dirty_reason, failed_history, model_dir, read_record, record_path
 
         spec = self.spec(entry.name)
         h = hash_params(spec.params(params))
         job = Job(entry.key, entry.name, dict(params), seed, stage, selection, h)
         path = record_path(self.results, self.suite.name, self.suite.dataset["name"], model_dir(spec.name), h, seed,
                            stage)
-        row = Row(entry.key, entry.name, h, seed, stage, "missing", job=job)
+        row = Row(entry.key, entry.name, h, seed, stage, "missing", job=job, history=failed_history(path))
         if path.exists() and (not self.force or job.key in self.executed):
             try:
                 rec = read_record(path)
@@ -131,6 +136,9 @@ class _Survey:
                 row.state, job.replace = "stale", True
                 row.reason = (f"recorded as selected by {rec.get('selection', {}).get('method')!r}, this suite "
                               f"selects it by {selection.get('method')!r}; it is run again")
+            elif row.state == "done" and self.renew_dirty and (why := dirty_reason(rec)):
+                row.state, job.replace = "stale", True
+                row.reason = f"{why}: its committed board would reject it; it is run again from this clean tree"
         return row
 
     def entry_rows(self, entry: ModelEntry) -> list[Row]:
@@ -159,7 +167,7 @@ class _Survey:
             seed_rows = [self.job_row(entry, params, s, "search", search_sel) for s in self.suite.search_seeds]
             rows += seed_rows
             cand = {"params_hash": seed_rows[0].params_hash,
-                    "params": {k: params[k] for k in sorted(params) if k in entry.grid or k in entry.space}}
+                    "params": {k: params[k] for k in entry.searched}}
             if all(r.state == "done" for r in seed_rows):
                 vals = [r.record["metrics"]["valid"].get(metric) for r in seed_rows]
                 cand["valid"] = round(sum(vals) / len(vals), 8) if None not in vals else None
@@ -191,12 +199,16 @@ class _Survey:
         return rows
 
     def _optuna_trials(self, entry: ModelEntry, metric: str):
-        """Replays the study from the records: TPE seeded with the first search seed asks the
-        same parameters again as long as it is told the same values, so a resumed search
-        goes on where it stopped."""
+        """Replays the study from the records: TPE seeded (rules 2: with the budget's seed;
+        before: with the first search seed) asks the same parameters again as long as it is
+        told the same values, so a resumed search goes on where it stopped. Under rules 2
+        the declared defaults are the first trial."""
         optuna = _optuna()
-        sampler = optuna.samplers.TPESampler(seed=self.suite.search_seeds[0])
+        seed = self.suite.budget["seed"] if self.suite.rules >= 2 else self.suite.search_seeds[0]
+        sampler = optuna.samplers.TPESampler(seed=seed)
         study = optuna.create_study(direction="maximize" if higher_is_better(metric) else "minimize", sampler=sampler)
+        if entry.centre:
+            study.enqueue_trial(entry.centre)
         dists = {}
         for k, d in sorted(entry.space.items()):
             if "choices" in d:

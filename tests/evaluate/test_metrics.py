@@ -206,13 +206,16 @@ class Fixed(Recommender):
 """
 
 
-def _install(root, entry_points: dict[str, str]):
+def _install(root, entry_points: dict[str, str], models: dict[str, str] | None = None):
+    """A fake installed distribution with metrics (and models) as entry points."""
     info = root / "fake_metrics-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-metrics\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[mmbench.metrics]\n" + "".join(f"{k} = {v}\n" for k, v in
-                                                                           entry_points.items()))
+    groups = {"mmbench.metrics": entry_points, "mmbench.models": models or {}}
+    (info / "entry_points.txt").write_text("".join(f"[{g}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items())
+                                                   for g, eps in groups.items() if eps))
     (root / "fake_metrics.py").write_text(textwrap.dedent(PLUGIN))
+    (root / "fake_model.py").write_text(textwrap.dedent(MODEL))
 
 
 def _numpy_dcg(ds, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -238,6 +241,7 @@ def plugin(tmp_path, monkeypatch):
     M._PLUGINS.clear()
     M.parse_metric.cache_clear()
     sys.modules.pop("fake_metrics", None)
+    sys.modules.pop("fake_model", None)
 
 
 def test_a_plugin_metric_is_found_lazily_and_checked(plugin):
@@ -260,17 +264,18 @@ def test_a_plugin_may_not_shadow_a_builtin(plugin):
         M.get("whatever")
 
 
-def test_a_plugin_metric_reaches_records_and_the_leaderboard(plugin, cards_dir):
+def test_a_plugin_metric_reaches_records_and_the_leaderboard(plugin, cards_dir, monkeypatch):
     from mmbench import leaderboard as lbm
     from mmbench.records import read_per_user
     from mmbench.suite import load_suite, run_suite
 
-    _install(plugin, {"dcg": "fake_metrics:DCG"})
-    (plugin / "fixed.py").write_text(textwrap.dedent(MODEL))
+    _install(plugin, {"dcg": "fake_metrics:DCG"}, models={"fixed-scores": "fake_model:Fixed"})
+    # the suite keeps its records (a committed board): they must come from a clean tree
+    monkeypatch.setattr("mmbench.env.git_state", lambda: {"sha": "0" * 40, "dirty": False})
     write_inter(plugin / "d" / "toy.inter", planted_rows(n_users=40, n_items=30, per_user=10, seed=2))
     write_card(cards_dir, "toy", plugin / "d")
     (plugin / "s").mkdir()
-    (plugin / "s" / "suite.toml").write_text(f'''[suite]
+    (plugin / "s" / "suite.toml").write_text('''[suite]
 name = "plugin-metric"
 version = 1
 results = "records"
@@ -284,11 +289,11 @@ main_metric = "ndcg@10"
 seeds = [0]
 device = "cpu"
 [[models]]
-name = "{(plugin / 'fixed.py').as_posix()}:Fixed"
+name = "fixed-scores"
 label = "fixed"
 ''')
     suite = load_suite(plugin / "s")
-    assert run_suite(suite, echo=lambda *_: None)["done"] == 1
+    assert run_suite(suite, echo=lambda *_: None, workers=1)["done"] == 1
     (path,) = sorted(suite.results_dir().rglob("seed0.json"))
     users, want = _numpy_dcg(suite.prepare(), 10)
     rec = json.loads(path.read_text())
