@@ -95,7 +95,6 @@ class AdversarialAlignment(CachedEmbeddings, TorchRecommender):
     disc_reg = Param(0.1, ge=0.0, space=(0.01, 0.1, 1.0),
                      help="L2 on the discriminator's weights (damps the min-max game)")
     reg = Param(0.0, ge=0.0, help="L2 weight on the batch's user and item representations")
-    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
 
     def build(self, data, features):
         features = select_features(type(self), features, n_items=data.n_items)

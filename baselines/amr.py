@@ -65,7 +65,6 @@ class AMR(CachedEmbeddings, TorchRecommender, epochs=500, patience=20):
                        help="lambda: weight of the BPR loss on perturbed content (0: VBPR-like)")
     reg_user = Param(0.1, ge=0.0, space=(0.01, 0.1, 1.0), help="L2 on the batch's user embeddings")
     reg_item = Param(1e-3, ge=0.0, space=(1e-4, 1e-3, 1e-2), help="L2 on the batch's item representations")
-    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
 
     def build(self, data, features):
         features = select_features(type(self), features, n_items=data.n_items)

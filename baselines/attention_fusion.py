@@ -77,7 +77,6 @@ class AttentionFusion(ContentRecommender):
     missing = Param("drop", choices=MISSING_MODES, help="a missing row: weight 0 (drop) or a learned vector (embed)")
     use_id = Param(True, help="add the item's ID embedding to its pooled content")
     dropout = Param(0.0, ge=0.0, lt=1.0, help="dropout on the features before projection")
-    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
 
     def build_module(self, data, features):
         if self.variant == "cross" and self.embedding_dim % self.heads:

@@ -56,7 +56,6 @@ class BM3(CachedEmbeddings, TorchRecommender, epochs=1000, patience=20):
     dropout = Param(0.5, ge=0.0, lt=1.0, help="dropout that perturbs the target embeddings")
     reg_weight = Param(0.1, ge=0.0, space=(0.01, 0.1, 1.0), help="weight of the embedding-norm regulariser")
     cl_weight = Param(2.0, ge=0.0, help="weight of the per-modality alignment terms")
-    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
 
     def build(self, data, features):
         features = select_features(type(self), features, n_items=data.n_items)

@@ -26,7 +26,6 @@ class BPR(TorchRecommender):
 
     paper = "Rendle et al., UAI 2009"
     embedding_dim = Param(64, ge=1, help="size of the user and item factors")
-    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
     reg = Param(0.0, ge=0.0, help="L2 weight on the batch's embeddings (mean over the batch)")
 
     def build(self, data, features):

@@ -107,7 +107,6 @@ class BPRSGD(TorchRecommender, lr=0.05):
     optimizer_kind = None  # the compiled loop updates the parameters itself
     batch_size = 0  # not a parameter: one "batch" per epoch, the compiled pass over every pair
     embedding_dim = Param(64, ge=1, help="size of the user and item factors")
-    lr = Param(0.05, gt=0.0, log=True, space=(0.0125, 0.025, 0.05, 0.1, 0.2), help="learning rate of the optimiser")
     reg = Param(0.01, ge=0.0, space=(0.001, 0.01, 0.1), help="L2 weight on the three rows each update touches")
 
     def fit(self, data, features=None, *, seed: int = 0, device: str = "cpu", context=None):

@@ -83,7 +83,6 @@ class ContentCosine(ContentRecommender):
     embedding_dim = Param(64, ge=1, help="size of the projected content (and learned user) vectors")
     profile = Param("mean", choices=("mean", "learned"), help="user = mean of their items' content, or free")
     temperature = Param(0.1, gt=0.0, help="cosine scores are divided by it in the BPR loss")
-    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
 
     def build_module(self, data, features):
         sums, counts = [], []

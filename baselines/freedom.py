@@ -73,7 +73,6 @@ class FREEDOM(CachedEmbeddings, TorchRecommender, epochs=1000, patience=20):
     dropout = Param(0.8, ge=0.0, lt=1.0, help="share of user-item edges dropped each epoch (degree-sensitive)")
     reg_weight = Param(1e-4, ge=0.0, space=(1e-5, 1e-4, 1e-3), help="weight of the user-vs-projected-feature BPR terms")
     knn_chunk = Param(0, ge=0, help="rows per block when building kNN graphs (0: sized to memory)")
-    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
 
     # -- structure -----------------------------------------------------------------------
     def item_graph(self, features: dict, n_items: int):

@@ -164,7 +164,6 @@ class EarlyFusion(ContentRecommender):
     dropout = Param(0.1, ge=0.0, lt=1.0, help="dropout in the item tower")
     use_id = Param(True, help="feed the item's ID embedding to the tower with its content")
     missing = Param("embed", choices=MISSING_MODES, help="a missing row: a learned vector (embed) or zeros (drop)")
-    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
 
     def build_module(self, data, features):
         return _EarlyFusion(features, data.n_users, data.n_items, self.embedding_dim, self.hidden_dim,
@@ -190,7 +189,6 @@ class _FusionScoring:
     rank_fusion = Param(None, type=str, choices=RANK_FUSION_METHODS, nullable=True,
                         help="fuse the scorers' rankings with this ranx method instead of summing scores")
     fusion_depth = Param(100, ge=1, help="items per scorer's ranking that rank fusion sees")
-    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
 
     def fusion_weights(self) -> dict[str, float]:
         """Learned weight of each scorer (they average to 1)."""

@@ -37,7 +37,6 @@ class LightGCN(CachedEmbeddings, TorchRecommender, batch_size=1024, epochs=1000,
     paper = "He et al., SIGIR 2020"
     embedding_dim = Param(64, ge=1, help="size of the layer-0 (ego) embeddings")
     n_layers = Param(3, ge=0, help="K: propagation layers")
-    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
     reg = Param(1e-4, ge=0.0, space=(1e-5, 1e-4, 1e-3), help="L2 on the batch's ego embeddings (1/2 reg |e|^2 / batch)")
 
     def build(self, data, features):

@@ -34,7 +34,6 @@ class MF(TorchRecommender, lr=5e-3, batch_size=1024, epochs=100, patience=5):
     task = "rating"
     paper = "Koren et al., IEEE Computer 2009"
     embedding_dim = Param(32, ge=1, help="size of the user and item factors")
-    lr = Param(5e-3, gt=0.0, log=True, space=(1.25e-3, 2.5e-3, 5e-3, 1e-2, 2e-2), help="learning rate of the optimiser")
     reg = Param(0.05, ge=0.0, space=(0.005, 0.05, 0.5), help="L2 weight on the batch's factors and biases")
 
     def build(self, data, features):

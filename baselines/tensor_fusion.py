@@ -63,7 +63,6 @@ class TensorFusion(ContentRecommender):
     dropout = Param(0.15, ge=0.0, lt=1.0, help="dropout in the post-fusion network")
     missing = Param("drop", choices=MISSING_MODES, help="a missing row: zero (drop) or a learned vector (embed)")
     use_id = Param(True, help="add the item's ID embedding to the fused content")
-    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
 
     def build_module(self, data, features):
         width = (self.proj_dim + 1) ** len(features)

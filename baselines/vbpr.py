@@ -67,7 +67,6 @@ class VBPR(ContentRecommender, reg=1e-4):
     paper = "He & McAuley, AAAI 2016"
     embedding_dim = Param(10, ge=1, help="K: size of the ID factors")
     content_dim = Param(10, ge=1, help="K': size of the content factors (projection of the features)")
-    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
     reg = Param(1e-4, ge=0.0, space=(1e-5, 1e-4, 1e-3), help="L2 weight on the batch's user (and ID) embeddings")
 
     def build_module(self, data, features):

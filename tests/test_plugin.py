@@ -77,12 +77,12 @@ def test_example_plugin_end_to_end(tmp_path):
     write_inter(tmp_path / "d" / "toy.inter", planted_rows(n_users=50, n_items=30, per_user=10, seed=4))
     write_card(cards, "toy", tmp_path / "d")
     env["MMBENCH_CARDS"] = str(cards)
+    env["MMBENCH_RESULTS"] = str(tmp_path / "results")  # not a committed board: the tree may be dirty here
     suite = tmp_path / "suite"
     suite.mkdir()
     (suite / "suite.toml").write_text('''[suite]
 name = "plugin-suite"
 version = 1
-results = "records"
 
 [dataset]
 name = "toy"
@@ -99,9 +99,11 @@ device = "cpu"
 [[models]]
 name = "pop"
 
+[tuning]
+configurations = 2
+
 [[models]]
 name = "example-itemknn"
-grid = { k = [5, 20] }
 ''')
     ran = run_cli("suite", "run", suite, env=env)
     assert "done=6" in ran.stdout, ran.stdout

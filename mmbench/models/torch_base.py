@@ -20,7 +20,7 @@ class TorchRecommender(Recommender):
     """A model trained by :func:`~.training.fit_loop`: Adam on mini-batches, early stopping
     on the validation metric the harness passes (``context``), best-epoch restore."""
 
-    lr = Param(1e-3, gt=0.0, log=True, help="learning rate of the optimiser")
+    lr = Param(1e-3, gt=0.0, log=True, space=(2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3), help="learning rate of the optimiser")
     batch_size = Param(2048, ge=1, help="training examples per optimiser step")
     epochs = Param(200, ge=1, help="largest number of training epochs")
     patience = Param(10, ge=1, help="evaluations without a better validation value before stopping")

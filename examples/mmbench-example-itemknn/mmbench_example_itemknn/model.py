@@ -38,7 +38,7 @@ class ItemKNN(Recommender):
 
     paper = "Sarwar et al., WWW 2001"
     uses = ("text", "image", "audio")
-    k = Param(100, ge=1, help="neighbours kept per item")
+    k = Param(100, ge=1, space=(50, 100, 200), help="neighbours kept per item")
     shrink = Param(10.0, ge=0.0, help="added to the norm product: damps similarities of rare items")
     alpha = Param(0.3, ge=0.0, le=1.0, help="weight of the content similarity (0: collaborative only)")
 
