@@ -18,6 +18,7 @@ import numpy as np
 from .. import __version__
 from ..errors import DataError
 from ..io import atomic_write_bytes, atomic_write_text, hash_params, sha256_file, write_json
+from ..names import inside
 from ..paths import prepared_dir
 from .cards import Card, validate_filters, validate_split
 from .dataset import COLUMNS, PreparedDataset, split_fingerprint
@@ -69,11 +70,12 @@ def resolve_source(card: Card, source: str | None = None, mirror: str | None = N
     raise DataError("no source of the card could be used: " + " | ".join(errors), where=str(card.path))
 
 
-def _verify_checksums(src: dict, folder: Path, files: list[str]) -> dict[str, str]:
+def _verify_checksums(src: dict, folder: Path, files: list[str], where: str) -> dict[str, str]:
+    """sha256 of each file (each must resolve inside ``folder``), checked against the source's pins."""
     sums = {}
     expected = src.get("checksums", {})
     for name in files:
-        p = folder / name
+        p = inside(folder, name, "file", where)
         if not p.is_file():
             raise DataError("file not found", where=str(p), hint="the source is incomplete; re-download it")
         sums[name] = sha256_file(p)
@@ -106,7 +108,7 @@ def _check_negatives(inter: Interactions, filters: dict, where: str) -> None:
     if neg.any():
         j = int(np.argmax(neg))
         raise DataError(f"{int(neg.sum())} interactions have rating <= 0 (first: {inter.rating[j]:g}), which "
-                        f"looks like explicit negative feedback", where=f"{inter.source}:{inter.line[j]}",
+                        f"looks like explicit negative feedback", where=inter.where(j),
                         hint="set filters.min_rating in the card (mmbench import --positive-threshold X) "
                              "to say which ratings are positives")
 
@@ -192,10 +194,10 @@ def _input_sums(card: Card, src: dict, folder: Path) -> dict[str, str]:
     """sha256 of every input: the card's files the source has (the interactions always), the
     feature files, and every file the source pins (checked against the pin)."""
     required = {card.files[r] for r in ("interactions", "train", "test") if r in card.files}
-    files = [f for f in card.files.values() if (folder / f).exists() or f in required]
-    files += [str(f) for f in card.data.get("features", {}).values() if (folder / str(f)).is_file()]
+    files = [f for f in map(str, card.files.values()) if (folder / f).exists() or f in required]
+    files += [str(f) for f in card.data.get("features", {}).values() if (folder / str(f)).exists()]
     files += list(src.get("checksums", {}))  # every pinned file, features and masks included
-    return _verify_checksums(src, folder, sorted(set(files)))
+    return _verify_checksums(src, folder, sorted(set(files)), str(card.path))
 
 
 def _filter(inter: Interactions, filters: dict, where: str) -> Interactions:

@@ -10,6 +10,7 @@ from mmbench.data.cards import find_card
 from mmbench.data.exchange import export_dataset, import_dataset
 from mmbench.data.prepare import prepare, record_features
 from mmbench.errors import DataError
+from mmbench.io import OWNED
 from mmbench.paths import local_cards_dir
 
 from ..conftest import run_cli
@@ -79,13 +80,13 @@ def test_round_trip_is_lossless(toy, tmp_path, fmt):
     # and once more: exporting the imported copy writes the same files
     again = export_dataset(back, fmt, tmp_path / f"{fmt}2", name="toy")
     for p in sorted(out.rglob("*")):
-        if p.is_file() and p.name != "mmbench.json":
+        if p.is_file() and p.name not in ("mmbench.json", OWNED):  # both name the dataset
             assert (again / p.relative_to(out)).read_bytes() == p.read_bytes(), p.name
 
 
 def test_recbole_export_is_recbole_benchmark_layout(toy, tmp_path):
     out = export_dataset(toy, "recbole", tmp_path / "rb")
-    assert sorted(p.name for p in out.iterdir()) == ["features", "mmbench.json", "toy.item", "toy.test.inter",
+    assert sorted(p.name for p in out.iterdir()) == [OWNED, "features", "mmbench.json", "toy.item", "toy.test.inter",
                                                     "toy.train.inter", "toy.user", "toy.valid.inter"]
     head = (out / "toy.train.inter").read_text().splitlines()[0]
     assert head == "user_id:token\titem_id:token\trating:float\ttimestamp:float"
