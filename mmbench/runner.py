@@ -134,8 +134,8 @@ class _Job:
         except MMBenchError as e:
             self.write_failed(rec, e, t0)
             raise
-        except Exception as e:  # noqa: BLE001 - a plugin may raise anything; record why, then re-raise
-            self.write_failed(rec, e, t0)
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin may raise anything, exit() included:
+            self.write_failed(rec, e, t0)  # record why, then fail with one line (never exit 0 unrecorded)
             raise TrainingError(f"{self.spec.name} failed: {type(e).__name__}: {e}", where=str(self.path)) from e
         rec["metrics"] = {s: {k: round(float(v), 8) for k, v in sorted(m.items())} for s, m in metrics.items()}
         rec["fit"] = fit_summary(model, valid_metric)

@@ -17,13 +17,14 @@ import numpy as np
 
 from .. import __version__
 from ..errors import DataError
-from ..io import atomic_write_bytes, atomic_write_text, hash_params, sha256_file, write_json
+from ..io import atomic_write_bytes, atomic_write_text, hash_params, sha256_file, storage, write_json
 from ..names import inside
 from ..paths import prepared_dir
 from .cards import Card, validate_filters, validate_split
 from .dataset import COLUMNS, PreparedDataset, split_fingerprint
 from .filters import drop_duplicates, k_core, min_rating
 from .formats import Format, Interactions, get_format
+from .ids import integer_ids
 from .splits import make_split
 
 PREPARED_SCHEMA = "mmbench.prepared/1"
@@ -86,13 +87,11 @@ def _verify_checksums(src: dict, folder: Path, files: list[str], where: str) -> 
 
 
 def _sort_ids(raw: np.ndarray) -> np.ndarray:
-    """Unique ids in a stable order: numerically when all are integers, else lexically."""
+    """Unique ids in a stable order: numerically when all are integers (:func:`~mmbench.data.ids.integer_ids`),
+    else lexically."""
     uniq = np.unique(raw)
-    try:
-        nums = uniq.astype(np.int64)
-        return uniq[np.argsort(nums, kind="stable")]
-    except ValueError:
-        return uniq
+    nums = integer_ids(uniq)
+    return uniq if nums is None else uniq[np.argsort(nums, kind="stable")]
 
 
 def _encode(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -175,7 +174,8 @@ def prepare(card: Card, *, filters: dict | None = None, split: dict | None = Non
     src, folder = resolve_source(card, source, mirror)
     out = prepare_dir_for(card, filters, split, src["name"])
     card = card.for_source(src)  # the source's format/roles override the card's
-    out.parent.mkdir(parents=True, exist_ok=True)
+    with storage(out.parent):
+        out.parent.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock
 
     # one builder at a time per prepared folder (several runs may start at once)
@@ -256,22 +256,28 @@ def _write_split(tmp: Path, arrays: dict, user_ids: np.ndarray, item_ids: np.nda
 def _staged(out: Path) -> Path:
     """An empty ``<out>.incomplete`` to build in."""
     tmp = out.with_name(out.name + ".incomplete")
-    if tmp.exists():  # left by a killed run (we hold the lock): start over
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    with storage(tmp):
+        if tmp.exists():  # left by a killed run (we hold the lock): start over
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
     return tmp
 
 
 def _put_in_place(tmp: Path, out: Path) -> None:
-    """Rename the finished ``tmp`` to ``out``, replacing an older build."""
-    if out.exists():
-        old = out.with_name(out.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+    """Rename the finished ``tmp`` to ``out``, replacing an older build (only a prepared dataset:
+    a folder with a manifest, which only mmbench writes)."""
+    with storage(out):
+        if out.exists():
+            if not (out / "manifest.json").is_file():
+                raise DataError("exists but is not a prepared dataset (no manifest.json); refusing to replace it",
+                                where=str(out), hint="move it away and rerun")
+            old = out.with_name(out.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
 
 
 def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out: Path,
@@ -298,24 +304,24 @@ def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out:
             if table is not None:
                 atomic_write_text(tmp / fname, table)
         features = _copy_card_features(fmt, card, folder, tmp, item_ids.tolist(), n_source)
+        write_json(tmp / "manifest.json", {
+            "schema": PREPARED_SCHEMA,
+            "dataset": {"name": card.name, "version": card.version, "title": card.meta["title"],
+                        "license": card.meta["license"], "modalities": card.meta["modalities"]},
+            "card_sha256": card.sha256,
+            "source": {"name": src["name"], "files": input_sums},
+            "filters": filters,
+            "split": split,
+            "fingerprint": split_fingerprint(arrays, _id_map(user_ids), _id_map(item_ids)),
+            "files": files_written,
+            "stats": stats,
+            "features": features,
+            "mmbench_version": __version__,
+        })
+        _put_in_place(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written stays behind
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written stays behind (disk full included)
         raise
-    write_json(tmp / "manifest.json", {
-        "schema": PREPARED_SCHEMA,
-        "dataset": {"name": card.name, "version": card.version, "title": card.meta["title"],
-                    "license": card.meta["license"], "modalities": card.meta["modalities"]},
-        "card_sha256": card.sha256,
-        "source": {"name": src["name"], "files": input_sums},
-        "filters": filters,
-        "split": split,
-        "fingerprint": split_fingerprint(arrays, _id_map(user_ids), _id_map(item_ids)),
-        "files": files_written,
-        "stats": stats,
-        "features": features,
-        "mmbench_version": __version__,
-    })
-    _put_in_place(tmp, out)
     return PreparedDataset.load(out)
 
 
@@ -337,9 +343,8 @@ def _copy_card_features(fmt: Format, card: Card, folder: Path, out: Path, raw_id
     out_fp = {}
     for key, fname in sorted(feats.items()):
         p = folder / str(fname)
-        if not p.is_file():
+        if not (p.exists() or p.is_symlink()):
             continue
-        FeatureStore.check_key(key)
         mat = load_npy(p)
         if mat.ndim != 2:
             raise DataError(f"feature matrix has shape {mat.shape}, expected (n_items, dim)", where=str(p))
