@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, RegistryError
+from ..errors import DataError, MMBenchError, RegistryError
 from ..io import atomic_write_bytes, atomic_write_text, check_owned, mark_owned, read_json, remove_owned, \
     sha256_file, storage, write_json
 from ..names import check_feature_key, check_name, inside
@@ -271,6 +271,11 @@ def _import_locked(detector, fmt: str, folder: Path, name: str, cards: Path, pos
         ds = prepare(load_card(staged), force=True)
         with storage(staged):
             os.replace(staged, cards / f"{name}.toml")
+    except MMBenchError as e:
+        staged.unlink(missing_ok=True)
+        if str(e).startswith(f"{staged}: "):  # the staged card is gone: name what the user gave instead
+            raise type(e)(str(e)[len(str(staged)) + 2:], where=f"{folder} (imported as {name!r})") from None
+        raise
     except BaseException:
         staged.unlink(missing_ok=True)
         raise

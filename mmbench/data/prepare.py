@@ -77,7 +77,7 @@ def _verify_checksums(src: dict, folder: Path, files: list[str], where: str) -> 
     expected = src.get("checksums", {})
     for name in files:
         p = inside(folder, name, "file", where)
-        if not p.is_file():
+        if not (p.exists() or p.is_symlink()):
             raise DataError("file not found", where=str(p), hint="the source is incomplete; re-download it")
         sums[name] = sha256_file(p)
         if name in expected and expected[name] != sums[name]:
@@ -193,9 +193,11 @@ def prepare(card: Card, *, filters: dict | None = None, split: dict | None = Non
 def _input_sums(card: Card, src: dict, folder: Path) -> dict[str, str]:
     """sha256 of every input: the card's files the source has (the interactions always), the
     feature files, and every file the source pins (checked against the pin)."""
+    named = [*card.files.values(), *card.data.get("features", {}).values()]
+    for f in named:  # every file the card names stays inside the source folder, present or not
+        inside(folder, f, "file", str(card.path))
     required = {card.files[r] for r in ("interactions", "train", "test") if r in card.files}
-    files = [f for f in map(str, card.files.values()) if (folder / f).exists() or f in required]
-    files += [str(f) for f in card.data.get("features", {}).values() if (folder / str(f)).exists()]
+    files = [f for f in named if (folder / f).exists() or (folder / f).is_symlink() or f in required]
     files += list(src.get("checksums", {}))  # every pinned file, features and masks included
     return _verify_checksums(src, folder, sorted(set(files)), str(card.path))
 
