@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba-cache
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup demo test test-fast bench leaderboard leaderboard-check clean
+.PHONY: setup demo test test-fast fuzz bench leaderboard leaderboard-check clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,13 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
+# Property-based fuzzing with a large random budget (make test runs the same properties with a
+# small, fixed one); prints how many examples each property ran and what it found.
+FUZZ_EXAMPLES ?= 300
+fuzz: setup
+	MMBENCH_FUZZ=1 MMBENCH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/fuzz \
+	  --hypothesis-show-statistics $(PYTEST_ARGS)
+
 bench: setup
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" -e ".[bench]" || $(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
@@ -56,4 +63,4 @@ leaderboard-check: setup
 	done
 
 clean:
-	rm -rf $(VENV) .numba-cache .pytest_cache results
+	rm -rf $(VENV) .numba-cache .pytest_cache .hypothesis results

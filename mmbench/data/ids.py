@@ -28,13 +28,13 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 def token_problem(value: str) -> str | None:
     """Why ``value`` is not a valid token id, or None."""
+    bad = _CONTROL.search(value)
+    if bad:
+        return f"holds the control character U+{ord(bad.group()):04X}"
     if not value.strip():
         return "is empty"
     if len(value) > MAX_TOKEN_CHARS:
         return f"has {len(value)} characters (at most {MAX_TOKEN_CHARS})"
-    bad = _CONTROL.search(value)
-    if bad:
-        return f"holds the control character U+{ord(bad.group()):04X}"
     return None
 
 

@@ -382,16 +382,17 @@ def record_features(target) -> dict[str, str]:
     from ..features.store import FeatureStore
     from ..io import read_json
 
+    from filelock import FileLock
+
     path = Path(getattr(target, "path", target))
-    manifest = read_json(path / "manifest.json")
-    store = FeatureStore(path / "features", int(manifest["stats"]["items"]))
-    fps = {}
-    for key in store.keys():
-        meta = read_json(store.root / key.replace("/", "__") / "meta.json")
-        fps[key] = meta["fingerprint"]
-    if manifest.get("features") != fps:
-        manifest["features"] = fps
-        write_json(path / "manifest.json", manifest)
+    with FileLock(str(path) + ".manifest.lock"):  # read-modify-write: one process at a time
+        manifest = read_json(path / "manifest.json")
+        store = FeatureStore(path / "features", int(manifest["stats"]["items"]))
+        fps = {key: read_json(store.root / key.replace("/", "__") / "meta.json")["fingerprint"]
+               for key in store.keys()}
+        if manifest.get("features") != fps:
+            manifest["features"] = fps
+            write_json(path / "manifest.json", manifest)
     if isinstance(getattr(target, "manifest", None), dict):
         target.manifest["features"] = dict(fps)
     return fps

@@ -160,15 +160,19 @@ class FeatureStore:
         arr = arr.copy()
         arr[~m] = 0.0  # missing rows carry no values; models must use the mask
         fp = feature_fingerprint(arr, m)
-        d.mkdir(parents=True, exist_ok=True)
-        for name, a in (("values.npy", arr), ("mask.npy", m)):
-            buf = io.BytesIO()
-            np.save(buf, a, allow_pickle=False)
-            atomic_write_bytes(d / name, buf.getvalue())
         info = dict(meta or {})
         info.update({"key": key, "fingerprint": fp, "shape": list(arr.shape),
                      "missing_rows": int((~m).sum())})
-        write_json(d / "meta.json", info)  # written last: its presence marks a complete feature
+        from filelock import FileLock
+
+        with storage(d):
+            d.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(d) + ".lock"):  # two writers of one key never mix their files
+            for name, a in (("values.npy", arr), ("mask.npy", m)):
+                buf = io.BytesIO()
+                np.save(buf, a, allow_pickle=False)
+                atomic_write_bytes(d / name, buf.getvalue())
+            write_json(d / "meta.json", info)  # written last: its presence marks a complete feature
         feat = Feature(key, arr, m, fp, info)
         self._cache[key] = feat
         return feat
