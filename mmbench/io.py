@@ -60,6 +60,8 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
         raise DataError("file not found", where=str(path)) from None
     except OSError as e:
         raise storage_error(e, path, "read") from None
+    except ValueError:  # a NUL byte in the name
+        raise DataError("not a usable file name", where=repr(str(path))) from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)

@@ -43,7 +43,10 @@ def inside(root: str | Path, path: str | Path, what: str, where: str | None = No
     """``root / path`` resolved; a ConfigError if it leaves ``root`` (``..``, an absolute
     path, a symlink pointing out)."""
     base = Path(root).resolve()
-    target = (base / path).resolve()
+    try:
+        target = (base / path).resolve()
+    except (ValueError, OSError, RuntimeError) as e:  # a NUL byte, a symlink loop (RuntimeError before 3.13)
+        raise ConfigError(f"{what} {str(path)[:100]!r} is not a usable path ({e})", where=where) from None
     if target != base and base not in target.parents:
         raise ConfigError(f"{what} {str(path)!r} points outside {base}", where=where,
                           hint="give a path inside it")
