@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner
+from hypothesis import event
 
 from mmbench.cli import main
 
@@ -56,7 +57,9 @@ def check_outcome(result, root: Path, names: tuple[str, ...]) -> bool:
     exc = result.exception
     assert exc is None or isinstance(exc, SystemExit), f"uncaught {type(exc).__name__}: {exc}"
     if result.exit_code == 0:
+        event("accepted")
         return True
+    event("refused")
     err = result.stderr
     assert err.endswith("\n") and err.count("\n") == 1, f"not one line: {err!r}"
     assert err.startswith("error: "), err
