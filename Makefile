@@ -21,7 +21,7 @@ LFM2K_MIRROR ?= $(wildcard ../shared/data/lfm2k)
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba-cache
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup demo test test-fast reproduce bench leaderboard leaderboard-check clean
+.PHONY: setup demo test test-fast reproduce fuzz bench leaderboard leaderboard-check clean
 
 setup: $(VENV)/.installed
 
@@ -56,6 +56,13 @@ reproduce: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
+# Property-based fuzzing with a large random budget (make test runs the same properties with a
+# small, fixed one); prints how many examples each property ran and what it found.
+FUZZ_EXAMPLES ?= 300
+fuzz: setup
+	MMBENCH_FUZZ=1 MMBENCH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/fuzz \
+	  --hypothesis-show-statistics $(PYTEST_ARGS)
+
 bench: setup
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" -e ".[bench]" || $(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
@@ -74,4 +81,4 @@ leaderboard-check: setup
 	done
 
 clean:
-	rm -rf $(VENV) .numba-cache .pytest_cache results
+	rm -rf $(VENV) .numba-cache .pytest_cache .hypothesis results

@@ -34,6 +34,11 @@ class DownloadError(MMBenchError):
     """A download failed, was truncated, or does not match its checksum."""
 
 
+class StorageError(MMBenchError):
+    """A file or folder cannot be written or read at the OS level: disk full, permission
+    denied, read-only file system, a file where a folder is expected, a name too long."""
+
+
 class RegistryError(MMBenchError):
     """A model/encoder/dataset name is unknown, duplicated, or its plugin is broken."""
 

@@ -1,23 +1,85 @@
-"""Small, safe file primitives: atomic writes, hashing, canonical JSON."""
+"""Small, safe file primitives: reading only regular files, atomic writes, hashing, canonical
+JSON, and the marker that proves mmbench wrote a folder (so ``--force`` deletes nothing else).
+
+Every OS-level failure (disk full, permission denied, read-only, a name too long) becomes one
+:class:`~mmbench.errors.StorageError` line naming the path.
+"""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
+import shutil
+import stat
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, BinaryIO, Iterator
+
+from .errors import DataError, StorageError
 
 _CHUNK = 1 << 20
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+OWNED = ".mmbench-owned.json"  # in a folder mmbench wrote: every file it wrote, with its sha256
+_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a fifo (named pipe)", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
+_HINTS = {errno.ENOSPC: "free some space (or point MMBENCH_HOME / --results elsewhere) and rerun",
+          errno.EDQUOT: "free some space (or point MMBENCH_HOME / --results elsewhere) and rerun",
+          errno.EACCES: "choose a folder you may write to", errno.EPERM: "choose a folder you may write to",
+          errno.EROFS: "choose a folder on a writable file system"}
+
+
+def storage_error(e: OSError, path: str | os.PathLike, action: str = "write") -> StorageError:
+    """One line for an OS-level failure on ``path``: what failed and, where it helps, what to do."""
+    return StorageError(f"cannot {action}: {e.strerror or e}", where=str(getattr(e, "filename", None) or path),
+                        hint=_HINTS.get(e.errno))
+
+
+@contextlib.contextmanager
+def storage(path: str | os.PathLike, action: str = "write") -> Iterator[None]:
+    """Run a block of file-system operations on ``path``; an OSError becomes a StorageError."""
+    try:
+        yield
+    except OSError as e:
+        raise storage_error(e, path, action) from None
+
+
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """``path`` opened for binary reading, only if it is a regular file (symlinks followed).
+
+    A folder, fifo, device or socket is a DataError and is never read or waited on: the file is
+    opened without blocking and checked before the first byte is read.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError("file not found", where=str(path)) from None
+    except OSError as e:
+        raise storage_error(e, path, "read") from None
+    except ValueError:  # a NUL byte in the name
+        raise DataError("not a usable file name", where=repr(str(path))) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise DataError(f"is {_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, expected a regular file",
+                        where=str(path), hint="mmbench reads data only from regular files")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a regular file (see :func:`open_regular`)."""
+    with open_regular(path) as f, storage(path, "read"):
+        return f.read()
 
 
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f, storage(path, "read"):
         for block in iter(lambda: f.read(_CHUNK), b""):
             h.update(block)
     return h.hexdigest()
@@ -35,18 +97,21 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
     sees a half-written file (also after SIGKILL: only a ``*.tmp`` may remain).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file normal permissions
+    with storage(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".tmp", dir=path.parent)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file normal permissions
     try:
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as e:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError):  # disk full, read-only, ...: one line, the target untouched
+            raise storage_error(e, path) from None
         raise
 
 
@@ -87,14 +152,58 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    from .errors import DataError
-
+    """The JSON value of a regular file; anything malformed is a DataError naming the file."""
+    data = read_bytes(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise DataError("file not found", where=str(path)) from None
+        return json.loads(data.decode("utf-8"))
     except json.JSONDecodeError as e:
         raise DataError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}", where=str(path)) from None
     except UnicodeDecodeError as e:
         raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", where=str(path)) from None
+    except (ValueError, RecursionError) as e:  # an integer of thousands of digits, nesting too deep
+        raise DataError(f"invalid JSON: {type(e).__name__}: {str(e)[:100]}", where=str(path)) from None
+
+
+# ----------------------------------------------------------------------------- folders mmbench owns
+def mark_owned(folder: str | os.PathLike) -> None:
+    """Write ``folder``'s marker: every file in it, with its sha256 (the proof that mmbench wrote them)."""
+    folder = Path(folder)
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != OWNED)
+    write_json(folder / OWNED, {"schema": "mmbench.owned/1", "files": {f: sha256_file(folder / f) for f in files}})
+
+
+def _not_owned(folder: Path) -> str | None:
+    """Why ``folder`` is not wholly mmbench's, or None when its marker lists exactly what it holds."""
+    if folder.is_symlink() or not folder.is_dir():
+        return "is not a folder"
+    if not (folder / OWNED).is_file():
+        return f"has no {OWNED} (it was not written by mmbench)"
+    try:
+        listed = read_json(folder / OWNED).get("files")
+    except (DataError, AttributeError):
+        listed = None
+    if not isinstance(listed, dict):
+        return f"has an unreadable {OWNED}"
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if p.is_symlink() or not (p.is_dir() or p.is_file()):
+            return f"holds {rel!r}, which is not a regular file"
+        if p.is_file() and rel != OWNED and (rel not in listed or listed[rel] != sha256_file(p)):
+            return f"holds {rel!r}, which mmbench did not write" + (" (it was changed)" if rel in listed else "")
+    return None
+
+
+def check_owned(folder: str | os.PathLike, what: str) -> None:
+    """A DataError unless mmbench wrote everything in ``folder`` (:func:`mark_owned`), naming the
+    first file that proves otherwise."""
+    problem = _not_owned(Path(folder))
+    if problem:
+        raise DataError(f"{what} {problem}; refusing to delete it", where=str(folder),
+                        hint="choose another folder, or move it away yourself")
+
+
+def remove_owned(folder: str | os.PathLike, what: str) -> None:
+    """Delete ``folder`` only if :func:`check_owned` allows it; otherwise nothing is deleted."""
+    check_owned(folder, what)
+    with storage(folder, "delete"):
+        shutil.rmtree(folder)

@@ -24,5 +24,10 @@ def local_cards_dir() -> Path:
     return data_home() / "cards"
 
 
+def locks_dir() -> Path:
+    """Lock files of operations on names (e.g. one import of a name at a time); empty files, kept."""
+    return data_home() / "locks"
+
+
 def default_results_dir() -> Path:
     return Path(os.environ.get("MMBENCH_RESULTS", "results"))

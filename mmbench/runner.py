@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import registry
 from .errors import MMBenchError, TrainingError
-from .io import hash_params
+from .io import hash_params, storage
 from .models import model_params
 from .models.params import validate_params
 from .protocol import Protocol
@@ -85,7 +85,8 @@ def run_one(model: str | ModelSpec, dataset, *, params: dict | None = None, seed
         return job.execute()
     from filelock import FileLock, Timeout
 
-    job.path.parent.mkdir(parents=True, exist_ok=True)
+    with storage(job.path.parent, "create the results folder"):
+        job.path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(job.path) + ".lock", timeout=0):
             if not force and (rec := finished(job.path)) is not None:  # finished by another process meanwhile
@@ -138,8 +139,8 @@ class _Job:
         except MMBenchError as e:
             self.write_failed(rec, e, t0)
             raise
-        except Exception as e:  # noqa: BLE001 - a plugin may raise anything; record why, then re-raise
-            self.write_failed(rec, e, t0)
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin may raise anything, exit() included:
+            self.write_failed(rec, e, t0)  # record why, then fail with one line (never exit 0 unrecorded)
             raise TrainingError(f"{self.spec.name} failed: {type(e).__name__}: {e}", where=str(self.path)) from e
         rec["metrics"] = {s: {k: round(float(v), 8) for k, v in sorted(m.items())} for s, m in metrics.items()}
         rec["fit"] = fit_summary(model, valid_metric)

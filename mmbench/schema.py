@@ -6,6 +6,7 @@ A spec maps each allowed key to ``(type_or_tuple, required)`` or to a nested spe
 from __future__ import annotations
 
 import difflib
+import math
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -83,8 +84,11 @@ def validate(obj: Any, spec: dict, *, where: str, path: str = "") -> None:
         else:
             t, _ = rule
             if not _type_ok(value, t):
-                raise ConfigError(f"{full!r} must be {_tname(t)}, got {type(value).__name__} {value!r}",
+                raise ConfigError(f"{full!r} must be {_tname(t)}, got {type(value).__name__} {str(value)[:60]!r}",
                                   where=where)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, list) else
+                                                                            [value])):
+                raise ConfigError(f"{full!r} must be finite, got {value!r}", where=where)
     for key, rule in spec.items():
         required = rule.required if isinstance(rule, (Table, ArrayOf)) else rule[1]
         if required and key not in obj:
@@ -93,15 +97,18 @@ def validate(obj: Any, spec: dict, *, where: str, path: str = "") -> None:
 
 
 def load_toml(path: str | Path) -> dict:
+    """The table of a TOML file (a regular file); anything malformed is a ConfigError naming it."""
+    from .errors import DataError
+    from .io import read_bytes
+
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError("file not found", where=str(path)) from None
-    except IsADirectoryError:
-        raise ConfigError("is a directory, expected a TOML file", where=str(path)) from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"invalid TOML: {e}", where=str(path)) from None
+        return tomllib.loads(read_bytes(path).decode("utf-8"))
+    except DataError as e:  # not found, a folder, a fifo: the same line, as a config problem
+        raise ConfigError(str(e)) from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"not UTF-8 text ({e.reason} at byte {e.start})", where=str(path)) from None
+    except ValueError as e:  # TOMLDecodeError, or an integer of thousands of digits
+        raise ConfigError(f"invalid TOML: {str(e)[:200]}", where=str(path)) from None
+    except RecursionError:
+        raise ConfigError("invalid TOML: nested too deeply", where=str(path)) from None

@@ -27,3 +27,11 @@ def test_paths_must_stay_inside_their_root(tmp_path):
     (tmp_path / "root" / "link").symlink_to(tmp_path)
     with pytest.raises(ConfigError, match="points outside"):
         inside(tmp_path / "root", "link/x", "record")
+
+
+def test_unusable_paths_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match=r"file 'a\\x00b' is not a usable path \(embedded null byte\)"):
+        inside(tmp_path, "a\0b", "file")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(ConfigError, match=r"file 'loop/x' is not a usable path"):
+        inside(tmp_path, "loop/x", "file")

@@ -52,6 +52,7 @@ def datasets_info(name):
     """The card of NAME, its licence, and its statistics once prepared."""
     from ..data.cards import find_card, source_label
     from ..data.prepare import prepare_dir_for
+    from ..io import read_json
 
     card = find_card(name)
     m = card.meta
@@ -71,7 +72,7 @@ def datasets_info(name):
     for src in card.sources:
         d = prepare_dir_for(card, card.filters, card.split, src["name"])
         if (d / "manifest.json").is_file():
-            man = json.loads((d / "manifest.json").read_text())
+            man = read_json(d / "manifest.json")
             st = man["stats"]
             click.echo(f"prepared:   {d}")
             click.echo(f"fingerprint {man['fingerprint']}")

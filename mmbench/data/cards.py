@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError, RegistryError
 from ..io import sha256_file
+from ..names import check_feature_key, check_name
 from ..schema import ArrayOf, ListOf, Table, load_toml, validate
 
 FEATURE_ROWS = ("item-id", "items-file", "id-mapping")
@@ -167,6 +168,8 @@ def validate_split(split: dict, where: str) -> dict:
         if not ratios or len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
             raise ConfigError(f"split.ratios must be three non-negative numbers summing to 1, got {ratios}",
                               where=where)
+    if not 0 <= split.get("seed", 0) < 2 ** 63:
+        raise ConfigError(f"split.seed must be an integer in 0..2**63-1, got {split['seed']}", where=where)
     if method == "preset" and "column" not in split:
         raise ConfigError("split.method = 'preset' needs split.column (the label column)", where=where)
     return split
@@ -192,6 +195,13 @@ def _check_formats(data: dict, where: str, formats: list[str]) -> None:
             raise ConfigError(f"{key} {fmt!r} is not a registered dataset format", where=where, hint=hint)
 
 
+def _strings(table: dict, name: str, where: str) -> None:
+    """Every value of an open table (file names, checksums, templates) is a string."""
+    for key, value in table.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}.{key} must be a string, got {type(value).__name__}", where=where)
+
+
 def load_card(path: str | Path, formats: list[str] | None = None) -> Card:
     """Read and validate a card; ``formats``: the registered format names, when the caller has them."""
     path = Path(path)
@@ -200,6 +210,16 @@ def load_card(path: str | Path, formats: list[str] | None = None) -> Card:
     validate_filters(data.get("filters", {}), str(path))
     validate_split(data["split"], str(path))
     _check_formats(data, str(path), registered_formats() if formats is None else formats)
+    for key in ("name", "version"):  # both become folder names in the data home
+        check_name(data["dataset"][key], f"dataset.{key}", str(path))
+    for i, src in enumerate(data["sources"]):
+        check_name(src["name"], f"sources[{i}].name", str(path))
+        _strings(src.get("roles", {}), f"sources[{i}].roles", str(path))
+        _strings(src.get("checksums", {}), f"sources[{i}].checksums", str(path))
+    for table in ("files", "features", "media"):
+        _strings(data.get(table, {}), table, str(path))
+    for key in data.get("features", {}):
+        check_feature_key(key, str(path))
     files = data["files"]
     if "interactions" not in files and not {"train", "test"} <= set(files):
         raise ConfigError("files.interactions is required (the interaction file name)", where=str(path),

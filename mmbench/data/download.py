@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..errors import ConfigError, DownloadError
-from ..io import sha256_file
+from ..errors import ConfigError, DataError, DownloadError
+from ..io import open_regular, sha256_file, storage
+from . import transfer
+from .transfer import Stalled
 
 __all__ = ["Source", "resolve_url", "fetch", "fetch_all", "MIRROR_ENV"]
 
@@ -121,27 +123,14 @@ def _file_url_path(url: str) -> Path:
 # ----------------------------------------------------------------------------- helpers
 
 class _Transient(Exception):
-    """A failure worth retrying (network, 5xx, connection cut short)."""
+    """A failure worth retrying (network, 5xx, a stall, connection cut short); ``cut`` when the
+    connection ended before the body did (the file is truncated, not unavailable)."""
 
-    def __init__(self, message: str, *, have: int | None = None, total: int | None = None):
+    def __init__(self, message: str, *, have: int | None = None, total: int | None = None, cut: bool = False):
         super().__init__(message)
         self.have = have
         self.total = total
-
-
-class _NoCrossSchemeRedirect(urllib.request.HTTPRedirectHandler):
-    """Follow redirects (CDNs need them) but never to anything but http(s)."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401
-        scheme = urllib.parse.urlparse(newurl).scheme.lower()
-        if scheme not in ("http", "https"):
-            raise DownloadError(f"refusing redirect to {newurl!r}", where=req.full_url,
-                                hint="only http(s) redirects are followed")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _opener() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(_NoCrossSchemeRedirect())
+        self.cut = cut
 
 
 def _user_agent() -> str:
@@ -242,15 +231,17 @@ def _verify_existing(path: Path, source: Source) -> str | None:
 def _copy_local(url: str, part: Path, source: Source, progress: bool) -> int:
     """Copy a ``file://`` source into ``part`` (from zero); return the source's size."""
     path = _file_url_path(url)
-    if not path.is_file():
-        raise DownloadError("file not found", where=str(path),
-                            hint=f"the mirror must hold {source.name!r} directly under it")
-    total = path.stat().st_size
+    try:
+        src = open_regular(path)
+    except DataError as e:  # absent, a folder, a fifo, a device: never waited on
+        raise DownloadError(str(e), hint=f"the mirror must hold {source.name!r} (a regular file) directly "
+                                         f"under it") from None
+    total = os.fstat(src.fileno()).st_size
     limit = source.size
     bar = _progress_bar(progress, source.name, total, 0)
     written = 0
     try:
-        with open(path, "rb") as src, open(part, "wb") as dst:
+        with src, open(part, "wb") as dst:
             for block in iter(lambda: src.read(_CHUNK), b""):
                 dst.write(block)
                 written += len(block)
@@ -302,6 +293,8 @@ def _open(opener: urllib.request.OpenerDirector, url: str, offset: int, timeout:
         raise
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", e)
+        if isinstance(reason, Stalled):
+            raise _Transient(str(reason)) from e
         raise _Transient(f"{type(reason).__name__}: {reason}") from e
 
 
@@ -332,14 +325,18 @@ def _stream(resp: Any, part: Path, mode: str, offset: int, total: int | None, so
     received = 0
     bar = _progress_bar(progress, source.name, total if total is not None else source.size, offset)
     try:
-        with open(part, mode) as f:
+        with storage(part), open(part, mode) as f:
             try:
                 while True:
                     try:
-                        chunk = resp.read(_CHUNK)
+                        chunk = resp.read1(_CHUNK)
+                    except Stalled as e:
+                        raise _Transient(f"{e} after {offset + received} bytes of the file", have=offset + received,
+                                         total=total) from e
                     except (OSError, http.client.HTTPException) as e:
                         raise _Transient(f"connection lost after {offset + received} bytes: "
-                                         f"{type(e).__name__}: {e}", have=offset + received, total=total) from e
+                                         f"{type(e).__name__}: {e}", have=offset + received, total=total,
+                                         cut=True) from e
                     if not chunk:
                         break
                     f.write(chunk)
@@ -373,13 +370,13 @@ def _http_attempt(opener: urllib.request.OpenerDirector, url: str, part: Path, s
     if length is not None and received < length and not (
             source.size is not None and offset + received > source.size):
         raise _Transient(f"connection closed after {offset + received} of {total or '?'} bytes",
-                         have=offset + received, total=total)
+                         have=offset + received, total=total, cut=True)
     return total
 
 
 def _download_http(url: str, part: Path, source: Source, *, retries: int, backoff: float,
                    timeout: float, progress: bool) -> int | None:
-    opener = _opener()
+    opener = transfer.opener(timeout)
     attempt = 0
     while True:
         try:
@@ -389,14 +386,12 @@ def _download_http(url: str, part: Path, source: Source, *, retries: int, backof
             have = _size(part)
             if attempt > retries:
                 total = source.size if source.size is not None else e.total
-                if total is not None and have < total:
+                if e.cut and total is not None and have < total:
                     msg = f"truncated: got {have} of {total} bytes ({e}; gave up after {attempt} attempts)"
                 else:
                     msg = f"{e} (gave up after {attempt} attempts)"
-                raise DownloadError(
-                    msg, where=url,
-                    hint=f"{have} bytes are kept in {part}; rerun to resume, or {_MIRROR_HINT}",
-                ) from e
+                kept = f"{have} bytes are kept in {part}; rerun to resume, or " if have else ""
+                raise DownloadError(msg, where=url, hint=kept + _MIRROR_HINT) from e
             delay = max(0.0, backoff) * (2 ** (attempt - 1))
             log.warning("%s: %s; retry %d/%d in %.1fs (resuming at %d bytes)",
                         url, e, attempt, retries, delay, have)
@@ -446,7 +441,8 @@ def fetch(source: Source, dest_dir: str | os.PathLike, *, mirror: str | os.PathL
     is ``backoff * 2**(k-1)`` seconds, and every retry resumes from the bytes on disk.
     """
     dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    with storage(dest_dir):
+        dest_dir.mkdir(parents=True, exist_ok=True)
     name = source.name
     final = dest_dir / name
     part = dest_dir / f"{name}.part"

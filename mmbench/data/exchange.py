@@ -25,18 +25,21 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, RegistryError
-from ..io import atomic_write_bytes, atomic_write_text, read_json, sha256_file, write_json
-from ..paths import local_cards_dir
+from ..errors import DataError, MMBenchError, RegistryError
+from ..io import atomic_write_bytes, atomic_write_text, check_owned, mark_owned, read_json, remove_owned, \
+    sha256_file, storage, write_json
+from ..names import check_feature_key, check_name, inside
+from ..paths import local_cards_dir, locks_dir
+from ..schema import ListOf, Table, validate
 from .formats import Layout, get_format
 
 EXPORT_SCHEMA = "mmbench.export/1"
 _MODALITIES = ("text", "image", "audio", "video")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 # ----------------------------------------------------------------------------- export
@@ -66,15 +69,22 @@ def _write_features(ds, folder: Path) -> dict[str, dict]:
 
 
 def export_dataset(ds, fmt: str, out: str | os.PathLike, *, name: str | None = None, force: bool = False) -> Path:
-    """Write prepared dataset ``ds`` to folder ``out`` in format ``fmt`` (any registered format that can write)."""
+    """Write prepared dataset ``ds`` to folder ``out`` in format ``fmt`` (any registered format that can write).
+
+    Built in a fresh hidden folder beside ``out`` and renamed at the end; the result carries a
+    marker (:func:`mmbench.io.mark_owned`). ``force`` replaces an existing ``out`` only if that
+    marker proves mmbench wrote all of it: nothing else is ever deleted.
+    """
     writer = get_format(fmt, "write")
-    out = Path(out)
-    name = name or ds.name
-    if out.exists() and not force:
-        raise DataError("output folder already exists", where=str(out), hint="choose another --out or pass --force")
-    tmp = out.with_name(out.name + ".incomplete")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    out = Path(out).expanduser().resolve()
+    name = check_name(name or ds.name, "export name")
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise DataError("output folder already exists", where=str(out), hint="choose another --out or pass --force")
+        check_owned(out, "output folder")  # refuse before writing anything
+    with storage(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name[:100]}.", suffix=".incomplete", dir=out.parent))
     try:
         writer.write(ds, tmp, name)
         features = _write_features(ds, tmp / writer.feature_dir)
@@ -85,12 +95,14 @@ def export_dataset(ds, fmt: str, out: str | os.PathLike, *, name: str | None = N
             "stats": {k: m["stats"][k] for k in ("users", "items", "interactions")}, "features": features,
             "positive_threshold": m["filters"].get("min_rating"),
         })
+        mark_owned(tmp)
+        if out.exists() or out.is_symlink():
+            remove_owned(out, "output folder")
+        with storage(out):
+            os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
     return out
 
 
@@ -113,17 +125,16 @@ def _table(name: str, d: dict) -> str:
 
 
 def _guess_key(stem: str) -> str:
+    """``<modality>/<name>`` for a feature file's stem: the modality word in it (else ``meta``), the
+    stem made a valid name."""
     low = stem.lower()
     modality = next((m for m in _MODALITIES if m in low), "meta")
-    name = re.sub(r"[^A-Za-z0-9_.+-]+", "-", stem).strip("-") or "feature"
-    if not name[0].isalnum():
-        name = "f" + name
-    return f"{modality}/{name}"
+    name = re.sub(r"\.\.+", ".", re.sub(r"[^A-Za-z0-9_.-]+", "-", stem)).strip("-._")[:100] or "feature"
+    return check_feature_key(f"{modality}/{name}")
 
 
-def _check_name(name: str, force: bool) -> None:
-    if not _NAME.match(name):
-        raise ConfigError(f"dataset name {name!r} must be letters, digits, '.', '_' or '-'")
+def _check_existing(name: str, force: bool) -> None:
+    """A card named ``name`` may be replaced only if ``mmbench import`` wrote it and ``force`` says so."""
     from .cards import find_card
 
     try:
@@ -136,6 +147,33 @@ def _check_name(name: str, force: bool) -> None:
     if not force:
         raise DataError(f"a dataset named {name!r} was already imported ({existing.path})",
                         hint="pass --force to replace it, or choose another --name")
+
+
+FEATURE_ENTRY = {"file": (str, True), "fingerprint": (str, False), "mask": (str, False)}
+INFO_SPEC = {  # mmbench.json, as export writes it
+    "schema": (str, False), "format": (str, False), "name": (str, False), "fingerprint": (str, False),
+    "dataset": Table({"name": (str, False), "version": (str, False), "title": (str, False),
+                      "license": (str, False), "modalities": (ListOf(str), False)}),
+    "filters": Table({}, open=True), "split": Table({}, open=True), "stats": Table({}, open=True),
+    "features": Table({}, open=True), "positive_threshold": ((float, type(None)), False),
+}
+
+
+def read_info(folder: Path, feature_dir: str) -> dict:
+    """``mmbench.json`` of ``folder`` (empty when absent), checked: known keys and types, a valid name,
+    valid feature keys, and feature files inside ``feature_dir``."""
+    path = folder / "mmbench.json"
+    if not (path.exists() or path.is_symlink()):
+        return {}
+    info = read_json(path)
+    validate(info, INFO_SPEC, where=str(path))
+    if "name" in info:
+        check_name(info["name"], "name", str(path))
+    for key, entry in info.get("features", {}).items():
+        check_feature_key(key, str(path))
+        validate(entry, FEATURE_ENTRY, where=str(path), path=f"features.{key}")
+        inside(folder / feature_dir, entry["file"], f"features.{key}.file", str(path))
+    return info
 
 
 def _feature_files(folder: Path, feature_dir: str, info: dict) -> dict[str, str]:
@@ -160,7 +198,7 @@ def _feature_files(folder: Path, feature_dir: str, info: dict) -> dict[str, str]
 def _checksums(folder: Path, layout: Layout, features: dict[str, str]) -> dict[str, str]:
     """sha256 of every file the card will use: the layout's files, the features and their masks."""
     used = [*layout.files.values(), *features.values()]
-    used += [f[:-4] + ".mask.npy" for f in features.values() if (folder / (f[:-4] + ".mask.npy")).is_file()]
+    used += [f[:-4] + ".mask.npy" for f in features.values() if (folder / (f[:-4] + ".mask.npy")).exists()]
     return {f: sha256_file(folder / f) for f in sorted(set(used))}
 
 
@@ -179,7 +217,8 @@ def _card_text(*, name: str, fmt: str, folder: Path, layout: Layout, features: d
         split = {"method": "random_ratio", "ratios": [0.8, 0.1, 0.1], "seed": 2020}
     threshold = positive_threshold if positive_threshold is not None else info.get("positive_threshold")
     filters = {"duplicates": "error", **({"min_rating": float(threshold)} if threshold is not None else {})}
-    parts = [f"# Written by `mmbench import --format {fmt}`; the files stay in {folder}.\n", _table("dataset", dataset)]
+    parts = [f"# Written by `mmbench import --format {fmt}`; the files stay in {json.dumps(str(folder))}.\n",
+             _table("dataset", dataset)]
     parts.append("[[sources]]\n" + f'name = "local"\npath = {json.dumps(str(folder))}\n')
     parts.append(_table("sources.checksums", _checksums(folder, layout, features)))
     parts.append(_table("files", layout.files))
@@ -195,16 +234,30 @@ def _card_text(*, name: str, fmt: str, folder: Path, layout: Layout, features: d
 def import_dataset(fmt: str, folder: str | os.PathLike, name: str, *, positive_threshold: float | None = None,
                    force: bool = False):
     """Import ``folder`` (a layout of format ``fmt``, one that can detect) as dataset ``name``; returns the
-    prepared dataset."""
-    from .cards import load_card
-    from .prepare import prepare
+    prepared dataset. One import of a name at a time (a lock per name): two processes importing the
+    same name never mix their cards, folders or prepared data."""
+    from filelock import FileLock
 
     detector = get_format(fmt, "detect")
+    check_name(name, "dataset name (--name)")
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
         raise DataError("not a folder", where=str(folder))
-    _check_name(name, force)
-    info = read_json(folder / "mmbench.json") if (folder / "mmbench.json").is_file() else {}
+    cards, locks = local_cards_dir(), locks_dir()
+    with storage(cards):
+        cards.mkdir(parents=True, exist_ok=True)
+        locks.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(locks / f"import-{name}.lock")):
+        _check_existing(name, force)
+        return _import_locked(detector, fmt, folder, name, cards, positive_threshold)
+
+
+def _import_locked(detector, fmt: str, folder: Path, name: str, cards: Path, positive_threshold: float | None):
+    """The import itself (the caller holds the name's lock): card staged, prepared, then put in place."""
+    from .cards import load_card
+    from .prepare import prepare
+
+    info = read_info(folder, detector.feature_dir)
     layout = detector.detect(folder, info.get("name", name))
     features = _feature_files(folder, detector.feature_dir, info)
     if features and layout.feature_rows == "items-file" and "items" not in layout.files:
@@ -212,15 +265,18 @@ def import_dataset(fmt: str, folder: str | os.PathLike, name: str, *, positive_t
                         where=str(folder / detector.feature_dir), hint=f"format {fmt!r} aligns feature rows to it")
     text = _card_text(name=name, fmt=fmt, folder=folder, layout=layout, features=features, info=info,
                       positive_threshold=positive_threshold)
-    cards = local_cards_dir()
-    cards.mkdir(parents=True, exist_ok=True)
-    final = cards / f"{name}.toml"
     staged = cards / f".{name}.toml.incomplete"
     atomic_write_text(staged, text)
     try:
         ds = prepare(load_card(staged), force=True)
+        with storage(staged):
+            os.replace(staged, cards / f"{name}.toml")
+    except MMBenchError as e:
+        staged.unlink(missing_ok=True)
+        if str(e).startswith(f"{staged}: "):  # the staged card is gone: name what the user gave instead
+            raise type(e)(str(e)[len(str(staged)) + 2:], where=f"{folder} (imported as {name!r})") from None
+        raise
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
-    os.replace(staged, final)
     return ds

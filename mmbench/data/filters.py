@@ -18,10 +18,11 @@ def drop_duplicates(inter: Interactions, policy: str) -> Interactions:
         return inter
     if policy == "error":
         j = int(np.argmax(dup_next))
-        a, b = sorted((int(inter.line[order[j]]), int(inter.line[order[j + 1]])))
-        n = int(dup_next.sum())
-        raise DataError(f"duplicate (user, item) pair {str(inter.user[order[j]])!r}, {str(inter.item[order[j]])!r} "
-                        f"at lines {a} and {b} ({n} duplicates in all)", where=f"{inter.source}:{b}",
+        part = inter.part if inter.part is not None else np.zeros(len(inter), dtype=np.int8)
+        a, b = sorted((int(order[j]), int(order[j + 1])), key=lambda r: (part[r], inter.line[r]))
+        at = f"lines {inter.line[a]} and {inter.line[b]}" if part[a] == part[b] else f"{inter.where(a)} and here"
+        raise DataError(f"duplicate (user, item) pair {str(inter.user[a])!r}, {str(inter.item[a])!r} at {at} "
+                        f"({int(dup_next.sum())} duplicates in all)", where=inter.where(b),
                         hint="set filters.duplicates = 'keep_first' or 'keep_last' in the card")
     if policy == "keep_last":
         keep_sorted = ~dup_next

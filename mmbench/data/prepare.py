@@ -17,12 +17,14 @@ import numpy as np
 
 from .. import __version__
 from ..errors import DataError
-from ..io import atomic_write_bytes, atomic_write_text, hash_params, sha256_file, write_json
+from ..io import atomic_write_bytes, atomic_write_text, hash_params, sha256_file, storage, write_json
+from ..names import inside
 from ..paths import prepared_dir
 from .cards import Card, validate_filters, validate_split
 from .dataset import COLUMNS, PreparedDataset, split_fingerprint
 from .filters import drop_duplicates, k_core, min_rating
 from .formats import Format, Interactions, get_format
+from .ids import integer_ids
 from .splits import make_split
 
 PREPARED_SCHEMA = "mmbench.prepared/1"
@@ -69,12 +71,13 @@ def resolve_source(card: Card, source: str | None = None, mirror: str | None = N
     raise DataError("no source of the card could be used: " + " | ".join(errors), where=str(card.path))
 
 
-def _verify_checksums(src: dict, folder: Path, files: list[str]) -> dict[str, str]:
+def _verify_checksums(src: dict, folder: Path, files: list[str], where: str) -> dict[str, str]:
+    """sha256 of each file (each must resolve inside ``folder``), checked against the source's pins."""
     sums = {}
     expected = src.get("checksums", {})
     for name in files:
-        p = folder / name
-        if not p.is_file():
+        p = inside(folder, name, "file", where)
+        if not (p.exists() or p.is_symlink()):
             raise DataError("file not found", where=str(p), hint="the source is incomplete; re-download it")
         sums[name] = sha256_file(p)
         if name in expected and expected[name] != sums[name]:
@@ -84,13 +87,11 @@ def _verify_checksums(src: dict, folder: Path, files: list[str]) -> dict[str, st
 
 
 def _sort_ids(raw: np.ndarray) -> np.ndarray:
-    """Unique ids in a stable order: numerically when all are integers, else lexically."""
+    """Unique ids in a stable order: numerically when all are integers (:func:`~mmbench.data.ids.integer_ids`),
+    else lexically."""
     uniq = np.unique(raw)
-    try:
-        nums = uniq.astype(np.int64)
-        return uniq[np.argsort(nums, kind="stable")]
-    except ValueError:
-        return uniq
+    nums = integer_ids(uniq)
+    return uniq if nums is None else uniq[np.argsort(nums, kind="stable")]
 
 
 def _encode(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -106,7 +107,7 @@ def _check_negatives(inter: Interactions, filters: dict, where: str) -> None:
     if neg.any():
         j = int(np.argmax(neg))
         raise DataError(f"{int(neg.sum())} interactions have rating <= 0 (first: {inter.rating[j]:g}), which "
-                        f"looks like explicit negative feedback", where=f"{inter.source}:{inter.line[j]}",
+                        f"looks like explicit negative feedback", where=inter.where(j),
                         hint="set filters.min_rating in the card (mmbench import --positive-threshold X) "
                              "to say which ratings are positives")
 
@@ -173,7 +174,8 @@ def prepare(card: Card, *, filters: dict | None = None, split: dict | None = Non
     src, folder = resolve_source(card, source, mirror)
     out = prepare_dir_for(card, filters, split, src["name"])
     card = card.for_source(src)  # the source's format/roles override the card's
-    out.parent.mkdir(parents=True, exist_ok=True)
+    with storage(out.parent):
+        out.parent.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock
 
     # one builder at a time per prepared folder (several runs may start at once)
@@ -191,11 +193,13 @@ def prepare(card: Card, *, filters: dict | None = None, split: dict | None = Non
 def _input_sums(card: Card, src: dict, folder: Path) -> dict[str, str]:
     """sha256 of every input: the card's files the source has (the interactions always), the
     feature files, and every file the source pins (checked against the pin)."""
+    named = [*card.files.values(), *card.data.get("features", {}).values()]
+    for f in named:  # every file the card names stays inside the source folder, present or not
+        inside(folder, f, "file", str(card.path))
     required = {card.files[r] for r in ("interactions", "train", "test") if r in card.files}
-    files = [f for f in card.files.values() if (folder / f).exists() or f in required]
-    files += [str(f) for f in card.data.get("features", {}).values() if (folder / str(f)).is_file()]
+    files = [f for f in named if (folder / f).exists() or (folder / f).is_symlink() or f in required]
     files += list(src.get("checksums", {}))  # every pinned file, features and masks included
-    return _verify_checksums(src, folder, sorted(set(files)))
+    return _verify_checksums(src, folder, sorted(set(files)), str(card.path))
 
 
 def _filter(inter: Interactions, filters: dict, where: str) -> Interactions:
@@ -254,22 +258,28 @@ def _write_split(tmp: Path, arrays: dict, user_ids: np.ndarray, item_ids: np.nda
 def _staged(out: Path) -> Path:
     """An empty ``<out>.incomplete`` to build in."""
     tmp = out.with_name(out.name + ".incomplete")
-    if tmp.exists():  # left by a killed run (we hold the lock): start over
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    with storage(tmp):
+        if tmp.exists():  # left by a killed run (we hold the lock): start over
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
     return tmp
 
 
 def _put_in_place(tmp: Path, out: Path) -> None:
-    """Rename the finished ``tmp`` to ``out``, replacing an older build."""
-    if out.exists():
-        old = out.with_name(out.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+    """Rename the finished ``tmp`` to ``out``, replacing an older build (only a prepared dataset:
+    a folder with a manifest, which only mmbench writes)."""
+    with storage(out):
+        if out.exists():
+            if not (out / "manifest.json").is_file():
+                raise DataError("exists but is not a prepared dataset (no manifest.json); refusing to replace it",
+                                where=str(out), hint="move it away and rerun")
+            old = out.with_name(out.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
 
 
 def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out: Path,
@@ -296,24 +306,24 @@ def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out:
             if table is not None:
                 atomic_write_text(tmp / fname, table)
         features = _copy_card_features(fmt, card, folder, tmp, item_ids.tolist(), n_source)
+        write_json(tmp / "manifest.json", {
+            "schema": PREPARED_SCHEMA,
+            "dataset": {"name": card.name, "version": card.version, "title": card.meta["title"],
+                        "license": card.meta["license"], "modalities": card.meta["modalities"]},
+            "card_sha256": card.sha256,
+            "source": {"name": src["name"], "files": input_sums},
+            "filters": filters,
+            "split": split,
+            "fingerprint": split_fingerprint(arrays, _id_map(user_ids), _id_map(item_ids)),
+            "files": files_written,
+            "stats": stats,
+            "features": features,
+            "mmbench_version": __version__,
+        })
+        _put_in_place(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written stays behind
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written stays behind (disk full included)
         raise
-    write_json(tmp / "manifest.json", {
-        "schema": PREPARED_SCHEMA,
-        "dataset": {"name": card.name, "version": card.version, "title": card.meta["title"],
-                    "license": card.meta["license"], "modalities": card.meta["modalities"]},
-        "card_sha256": card.sha256,
-        "source": {"name": src["name"], "files": input_sums},
-        "filters": filters,
-        "split": split,
-        "fingerprint": split_fingerprint(arrays, _id_map(user_ids), _id_map(item_ids)),
-        "files": files_written,
-        "stats": stats,
-        "features": features,
-        "mmbench_version": __version__,
-    })
-    _put_in_place(tmp, out)
     return PreparedDataset.load(out)
 
 
@@ -335,9 +345,8 @@ def _copy_card_features(fmt: Format, card: Card, folder: Path, out: Path, raw_id
     out_fp = {}
     for key, fname in sorted(feats.items()):
         p = folder / str(fname)
-        if not p.is_file():
+        if not (p.exists() or p.is_symlink()):
             continue
-        FeatureStore.check_key(key)
         mat = load_npy(p)
         if mat.ndim != 2:
             raise DataError(f"feature matrix has shape {mat.shape}, expected (n_items, dim)", where=str(p))
@@ -373,16 +382,17 @@ def record_features(target) -> dict[str, str]:
     from ..features.store import FeatureStore
     from ..io import read_json
 
+    from filelock import FileLock
+
     path = Path(getattr(target, "path", target))
-    manifest = read_json(path / "manifest.json")
-    store = FeatureStore(path / "features", int(manifest["stats"]["items"]))
-    fps = {}
-    for key in store.keys():
-        meta = read_json(store.root / key.replace("/", "__") / "meta.json")
-        fps[key] = meta["fingerprint"]
-    if manifest.get("features") != fps:
-        manifest["features"] = fps
-        write_json(path / "manifest.json", manifest)
+    with FileLock(str(path) + ".manifest.lock"):  # read-modify-write: one process at a time
+        manifest = read_json(path / "manifest.json")
+        store = FeatureStore(path / "features", int(manifest["stats"]["items"]))
+        fps = {key: read_json(store.root / key.replace("/", "__") / "meta.json")["fingerprint"]
+               for key in store.keys()}
+        if manifest.get("features") != fps:
+            manifest["features"] = fps
+            write_json(path / "manifest.json", manifest)
     if isinstance(getattr(target, "manifest", None), dict):
         target.manifest["features"] = dict(fps)
     return fps

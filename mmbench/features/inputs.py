@@ -18,6 +18,7 @@ import urllib.parse
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, MMBenchError
+from ..names import inside
 from ..paths import data_home
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -92,6 +93,15 @@ def _ext(url: str) -> str:
     return suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ""
 
 
+def _local_media(base: Path, target: str) -> tuple[str | None, str | None]:
+    """A media path from the card's template: the regular file it names inside ``base``, or why not."""
+    try:
+        p = inside(base, target, "media path")
+    except ConfigError as e:
+        return None, str(e)
+    return (str(p), None) if p.is_file() else (None, f"{p}: not a regular file (or not found)")
+
+
 def item_media(ds, card, modality: str, *, folder: Path | None = None, mirror=None, progress: bool = True,
                retries: int = 1, timeout: float = 20.0) -> tuple[list[str | None], dict[int, str]]:
     """Local media file per item (None where unavailable) and ``index -> reason`` for the failures."""
@@ -133,13 +143,10 @@ def item_media(ds, card, modality: str, *, folder: Path | None = None, mirror=No
                     out.append(None)
                     failed[i] = str(e)
             else:
-                base = folder if folder is not None else ds.path
-                p = (base / target).resolve()
-                if p.is_file():
-                    out.append(str(p))
-                else:
-                    out.append(None)
-                    failed[i] = f"{p}: file not found"
+                p, why = _local_media(folder if folder is not None else ds.path, target)
+                out.append(p)
+                if why:
+                    failed[i] = why
             if bar is not None:
                 bar.update(1)
     finally:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
+import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..io import atomic_write_bytes, read_json, write_json
+from ..names import check_feature_key
+from ..io import atomic_write_bytes, open_regular, read_json, storage, write_json
 
-_KEY = re.compile(r"^(text|image|audio|video|kg|meta|genre|[a-z][a-z0-9_]*)/[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def feature_fingerprint(values: np.ndarray, mask: np.ndarray) -> str:
@@ -33,38 +35,69 @@ def feature_fingerprint(values: np.ndarray, mask: np.ndarray) -> str:
 
 
 def validate_matrix(values: Any, n_items: int, *, where: str) -> np.ndarray:
-    """Check a candidate feature matrix; return it as C-contiguous float32."""
+    """Check a candidate feature matrix; return it as C-contiguous float32.
+
+    Real numbers only, 2-D with at least one column, one row per item, every value finite and
+    within float32's range (checked on the values as given, so 1e300 is named as 1e300, not inf).
+    """
     arr = np.asarray(values)
     if arr.dtype == object:
         raise DataError("object arrays are not accepted (they would need unpickling)", where=where)
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise DataError(f"feature matrix has dtype {arr.dtype}, expected a real number type", where=where)
-    if arr.ndim != 2:
-        raise DataError(f"feature matrix has shape {arr.shape}, expected (n_items, dim)", where=where)
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise DataError(f"feature matrix has shape {arr.shape}, expected (n_items, dim) with dim >= 1", where=where)
     if arr.shape[0] != n_items:
         raise DataError(f"feature matrix has {arr.shape[0]} rows but the dataset has {n_items} items",
                         where=where, hint="rows must be aligned to the item index")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
     bad = ~np.isfinite(arr)
     if bad.any():
         row, col = map(int, np.argwhere(bad)[0])
         raise DataError(f"non-finite value {arr[row, col]} at row {row}, column {col} "
                         f"({int(bad.any(axis=1).sum())} rows affected)", where=where,
                         hint="mark missing rows with a mask instead of NaN")
-    return arr
+    big = np.abs(arr) > _F32_MAX
+    if big.any():
+        row, col = map(int, np.argwhere(big)[0])
+        raise DataError(f"value {float(arr[row, col])!r} at row {row}, column {col} is outside the float32 range "
+                        f"(|x| <= {_F32_MAX:.4g}; {int(big.any(axis=1).sum())} rows affected)", where=where,
+                        hint="features are stored as float32: rescale them")
+    return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 def load_npy(path: Path) -> np.ndarray:
-    """Load a ``.npy`` safely (never unpickles)."""
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError("file not found", where=str(path)) from None
-    except ValueError as e:
-        raise DataError(f"cannot read as a plain numeric .npy ({e})", where=str(path),
-                        hint="pickled/object arrays are refused; save with np.save(arr.astype('float32'))") from None
-    except (OSError, EOFError) as e:
-        raise DataError(f"corrupt or truncated .npy ({e})", where=str(path)) from None
+    """A plain numeric ``.npy`` (bool, integers, floats) from a regular file, never unpickled.
+
+    The header is checked before anything is allocated: a ``.npz``, a pickle or object array, a
+    forged shape or a size that does not match the bytes on disk is a DataError naming the file.
+    """
+    from numpy.lib import format as npf
+
+    def refuse(why: str) -> DataError:
+        return DataError(f"cannot read as a plain numeric .npy ({why})", where=str(path),
+                         hint="pickled/object arrays are refused; save with np.save(arr.astype('float32'))")
+
+    with open_regular(path) as f:
+        try:
+            version = npf.read_magic(f)
+            read_header = {(1, 0): npf.read_array_header_1_0, (2, 0): npf.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f".npy format version {version} is not supported")
+            shape, fortran, dtype = read_header(f)
+        except Exception as e:  # noqa: BLE001 - numpy's header parser raises what its
+            raise refuse(str(e)[:200] or type(e).__name__) from None  # tokenizer does (TokenError, ...)
+        if dtype.hasobject or dtype.kind not in "biufc" or dtype.fields or dtype.subdtype:
+            raise refuse(f"it holds {dtype} values, not plain numbers")
+        if any(d < 0 for d in shape):
+            raise refuse(f"negative shape {shape} in the header")
+        count = math.prod(shape)
+        have = os.fstat(f.fileno()).st_size - f.tell()
+        if count * dtype.itemsize != have:
+            raise refuse(f"the header says shape {shape} of {dtype} ({count * dtype.itemsize} bytes) but "
+                         f"{have} bytes follow it: truncated or forged")
+        with storage(path, "read"):
+            arr = np.fromfile(f, dtype=dtype, count=count)
+    return arr.reshape(shape, order="F" if fortran else "C")
 
 
 @dataclass(frozen=True)
@@ -92,12 +125,7 @@ class FeatureStore:
         self.n_items = int(n_items)
         self._cache: dict[str, Feature] = {}
 
-    @staticmethod
-    def check_key(key: str) -> str:
-        if not _KEY.match(key):
-            raise DataError(f"invalid feature key {key!r}",
-                            hint="use '<modality>/<name>', e.g. 'text/all-MiniLM-L6-v2' or 'audio/vggish'")
-        return key
+    check_key = staticmethod(check_feature_key)
 
     def _dir(self, key: str) -> Path:
         return self.root / self.check_key(key).replace("/", "__")
@@ -132,15 +160,19 @@ class FeatureStore:
         arr = arr.copy()
         arr[~m] = 0.0  # missing rows carry no values; models must use the mask
         fp = feature_fingerprint(arr, m)
-        d.mkdir(parents=True, exist_ok=True)
-        for name, a in (("values.npy", arr), ("mask.npy", m)):
-            buf = io.BytesIO()
-            np.save(buf, a, allow_pickle=False)
-            atomic_write_bytes(d / name, buf.getvalue())
         info = dict(meta or {})
         info.update({"key": key, "fingerprint": fp, "shape": list(arr.shape),
                      "missing_rows": int((~m).sum())})
-        write_json(d / "meta.json", info)  # written last: its presence marks a complete feature
+        from filelock import FileLock
+
+        with storage(d):
+            d.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(d) + ".lock"):  # two writers of one key never mix their files
+            for name, a in (("values.npy", arr), ("mask.npy", m)):
+                buf = io.BytesIO()
+                np.save(buf, a, allow_pickle=False)
+                atomic_write_bytes(d / name, buf.getvalue())
+            write_json(d / "meta.json", info)  # written last: its presence marks a complete feature
         feat = Feature(key, arr, m, fp, info)
         self._cache[key] = feat
         return feat

@@ -10,6 +10,7 @@ from mmbench.data.cards import find_card
 from mmbench.data.exchange import export_dataset, import_dataset
 from mmbench.data.prepare import prepare, record_features
 from mmbench.errors import DataError
+from mmbench.io import OWNED
 from mmbench.paths import local_cards_dir
 
 from ..conftest import run_cli
@@ -79,13 +80,13 @@ def test_round_trip_is_lossless(toy, tmp_path, fmt):
     # and once more: exporting the imported copy writes the same files
     again = export_dataset(back, fmt, tmp_path / f"{fmt}2", name="toy")
     for p in sorted(out.rglob("*")):
-        if p.is_file() and p.name != "mmbench.json":
+        if p.is_file() and p.name not in ("mmbench.json", OWNED):  # both name the dataset
             assert (again / p.relative_to(out)).read_bytes() == p.read_bytes(), p.name
 
 
 def test_recbole_export_is_recbole_benchmark_layout(toy, tmp_path):
     out = export_dataset(toy, "recbole", tmp_path / "rb")
-    assert sorted(p.name for p in out.iterdir()) == ["features", "mmbench.json", "toy.item", "toy.test.inter",
+    assert sorted(p.name for p in out.iterdir()) == [OWNED, "features", "mmbench.json", "toy.item", "toy.test.inter",
                                                     "toy.train.inter", "toy.user", "toy.valid.inter"]
     head = (out / "toy.train.inter").read_text().splitlines()[0]
     assert head == "user_id:token\titem_id:token\trating:float\ttimestamp:float"
@@ -149,3 +150,28 @@ def test_imported_feature_files_are_pinned_too(tmp_path, toy):
     np.save(out / "image__tiny.npy", values)
     with pytest.raises(DataError, match=r"image__tiny\.npy: sha256 mismatch"):
         prepare(find_card("pinned"), force=True)
+
+
+def test_export_force_deletes_only_what_mmbench_wrote(toy, tmp_path, monkeypatch):
+    """`--out .. --force` once deleted the parent folder; now a folder is replaced only when its
+    marker lists every file in it, unchanged."""
+    victim = tmp_path / "victim"
+    (victim / "inner").mkdir(parents=True)
+    (victim / "precious.txt").write_text("x")
+    monkeypatch.chdir(victim / "inner")
+    for out in ("..", ".", str(victim), "/"):
+        with pytest.raises(DataError, match=rf"output folder has no {OWNED} \(it was not written by mmbench\); "
+                                            "refusing to delete it"):
+            export_dataset(toy, "mmrec", out, force=True)
+    assert sorted(p.name for p in victim.iterdir()) == ["inner", "precious.txt"]  # nothing staged either
+    assert not list((victim / "inner").iterdir())
+    export_dataset(toy, "mmrec", tmp_path / "e")
+    export_dataset(toy, "recbole", tmp_path / "e", force=True)  # an export of its own: replaced
+    assert (tmp_path / "e" / "toy.train.inter").exists() and not (tmp_path / "e" / "toy.inter").exists()
+    (tmp_path / "e" / "notes.md").write_text("mine")
+    with pytest.raises(DataError, match=r"holds 'notes\.md', which mmbench did not write; refusing to delete it"):
+        export_dataset(toy, "mmrec", tmp_path / "e", force=True)
+    assert (tmp_path / "e" / "notes.md").read_text() == "mine" and (tmp_path / "e" / "toy.train.inter").exists()
+    p = run_cli("export", "toy", "--to", "mmrec", "--out", "..", "--force", cwd=victim / "inner", check=False)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "refusing to delete it" in p.stderr
+    assert (victim / "precious.txt").exists()

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
+from ..ids import check_tokens, index_ids
 
 
 @dataclass
@@ -40,14 +41,20 @@ class Interactions:
     line: np.ndarray  # int64: 1-based line number in the source, for error messages
     source: str
     label: np.ndarray | None = None  # int8 preset split label (MMRec x_label), if any
+    parts: tuple[str, ...] = ()  # the files of a set read from several (split files); ``part`` indexes them
+    part: np.ndarray | None = None  # int8: which of ``parts`` each row came from
 
     def __len__(self) -> int:
         return len(self.user)
 
+    def where(self, j: int) -> str:
+        """``file:line`` of row ``j``, for error messages."""
+        return f"{self.source if self.part is None else self.parts[self.part[j]]}:{self.line[j]}"
+
     def take(self, idx: np.ndarray) -> "Interactions":
         pick = lambda a: None if a is None else a[idx]  # noqa: E731
         return Interactions(self.user[idx], self.item[idx], pick(self.rating), pick(self.timestamp),
-                            self.line[idx], self.source, pick(self.label))
+                            self.line[idx], self.source, pick(self.label), self.parts, pick(self.part))
 
 
 @dataclass
@@ -95,11 +102,9 @@ class Format:
         """
         how = card.meta.get("feature_rows", "item-id")
         if how == "item-id":
-            try:
-                return np.asarray([int(r) for r in raw_item_ids], dtype=np.int64)
-            except ValueError:
-                raise DataError("row-aligned features need integer item ids", where=where,
-                                hint="set dataset.feature_rows = 'items-file' (rows follow files.items)") from None
+            return index_ids(np.asarray(raw_item_ids, dtype=str), "item", lambda j: where,
+                             "row-aligned features need integer item ids; or set dataset.feature_rows = "
+                             "'items-file' (rows follow files.items)")
         if how != "items-file":
             raise DataError(f"dataset.feature_rows = {how!r} does not apply to format {card.format!r}",
                             where=str(card.path), hint="use 'item-id' or 'items-file'")
@@ -127,37 +132,48 @@ def side_file(card, folder: Path, role: str) -> Path | None:
 
 
 # ----------------------------------------------------------------------------- checked columns
-def _numeric(path: Path, values: list[str], lines: np.ndarray, field: str) -> np.ndarray:
-    """Floats of a column; a non-number or non-finite value is an error naming its line."""
+LIMITS = {"rating": float(np.finfo(np.float32).max), "timestamp": 2.0 ** 63,  # |value| <= the stored type's range
+          "label": float(np.finfo(np.float64).max)}
+
+
+def _numeric(path: Path, values: list[str], lines: np.ndarray, field: str, limit: float) -> np.ndarray:
+    """Floats of a column: ASCII decimal numbers, finite, ``|x| <= limit`` (the type they are stored
+    in); the first value that is not is an error naming its line."""
+    def fail(j: int, what: str):
+        return DataError(f"field {field!r} {what}: {values[j][:60]!r}", where=f"{path}:{lines[j]}")
+
+    joined = "".join(values)
+    if not joined.isascii() or "_" in joined:  # Python would read '١٢' and '1_0' as numbers
+        raise fail(next(j for j, v in enumerate(values) if not v.isascii() or "_" in v), "is not an ASCII number")
     try:
         out = np.asarray(values, dtype=np.float64)
     except ValueError:
-        for v, ln in zip(values, lines):
+        for j, v in enumerate(values):
             try:
                 float(v)
             except ValueError:
-                raise DataError(f"field {field!r} is not a number: {v!r}", where=f"{path}:{ln}") from None
+                raise fail(j, "is not a number") from None
         raise
     bad = ~np.isfinite(out)
     if bad.any():
-        j = int(np.argmax(bad))
-        raise DataError(f"field {field!r} is not finite: {values[j]!r}", where=f"{path}:{lines[j]}")
+        raise fail(int(np.argmax(bad)), "is not finite")
+    big = np.abs(out) > limit
+    if big.any():
+        raise fail(int(np.argmax(big)), f"is out of range (|x| <= {limit:.4g})")
     return out
 
 
 def columns_to_interactions(path: Path, cols: dict[str, list[str]], line_no: np.ndarray,
                             columns: dict) -> Interactions:
-    """Parsed columns (role -> raw strings, one per data line) -> checked Interactions: ids
-    non-empty, rating/timestamp finite numbers, split labels 0/1/2; errors name file:line."""
+    """Parsed columns (role -> raw strings, one per data line) -> checked Interactions: ids valid
+    tokens (:mod:`mmbench.data.ids`), rating/timestamp finite ASCII numbers within the range of
+    the type they are stored in, split labels 0/1/2; errors name file:line and the field."""
     for r in ("user", "item"):
-        for v, ln in zip(cols[r], line_no):
-            if not v.strip():
-                raise DataError(f"empty {r} id (field {columns[r]!r})", where=f"{path}:{ln}")
-    rating = _numeric(path, cols["rating"], line_no, columns["rating"]) if "rating" in cols else None
-    ts = _numeric(path, cols["timestamp"], line_no, columns["timestamp"]) if "timestamp" in cols else None
-    label = None
+        check_tokens(cols[r], columns[r], lambda j: f"{path}:{line_no[j]}")
+    num = {r: _numeric(path, cols[r], line_no, columns[r], LIMITS[r]) for r in LIMITS if r in cols}
+    rating, ts, label = num.get("rating"), num.get("timestamp"), None
     if "label" in cols:
-        lab = _numeric(path, cols["label"], line_no, columns["label"])
+        lab = num["label"]
         bad = ~np.isin(lab, (0, 1, 2))
         if bad.any():
             j = int(np.argmax(bad))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
+from ...io import read_bytes
 from .base import Interactions, SideTable, columns_to_interactions, side_file
 
 ATOMIC_TYPES = ("token", "float", "token_seq", "float_seq")  # RecBole's header field types
@@ -18,13 +19,9 @@ LATIN = ("utf-8", "latin-1")
 
 
 def read_lines(path: Path, encodings: tuple[str, ...] = UTF8) -> list[str]:
-    """Lines of a text file without line ends; the first encoding that decodes wins."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError("file not found", where=str(path), hint="check the card's files and its source") from None
-    except IsADirectoryError:
-        raise DataError("is a folder, expected a file", where=str(path)) from None
+    """Lines of a text file (a regular file: :func:`mmbench.io.read_bytes`) without line ends; the
+    first encoding that decodes wins."""
+    raw = read_bytes(path)
     if not raw.strip():
         raise DataError("file is empty", where=str(path))
     err = None

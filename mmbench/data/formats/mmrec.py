@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
+from ..ids import check_tokens, index_ids
 from ...io import atomic_write_text
 from .base import Format, Interactions, Layout, SideTable, attribute_rows, number_strings, rows_of, side_file, \
     tsv_text
@@ -32,17 +33,10 @@ MAPPINGS = (("user_mapping", "u_id_mapping.csv"), ("item_mapping", "i_id_mapping
 
 
 def _check_index_ids(inter: Interactions, role: str, field: str, contiguous: bool) -> None:
-    """MMRec ids are non-negative integers (items: exactly 0..n-1, feature row i = item i)."""
-    raw = inter.user if role == "user" else inter.item
-    bad = np.flatnonzero(~np.char.isdigit(raw.astype(str)))
-    if len(bad):
-        j = int(bad[0])
-        raise DataError(f"field {field!r}: id {str(raw[j])!r} is not a non-negative integer", where=f"{inter.source}:"
-                        f"{inter.line[j]}", hint="MMRec files use 0-based integer ids; use format 'recbole' for tokens")
-    if not contiguous:
-        return
-    ids = np.unique(raw.astype(np.int64))
-    if len(ids) and (ids[0] != 0 or ids[-1] != len(ids) - 1):
+    """MMRec ids are index ids (:mod:`mmbench.data.ids`); items: exactly 0..n-1 (feature row i = item i)."""
+    ids = np.unique(index_ids(inter.user if role == "user" else inter.item, field, inter.where,
+                              "MMRec files use 0-based integer ids; use format 'recbole' for tokens"))
+    if contiguous and len(ids) and (ids[0] != 0 or ids[-1] != len(ids) - 1):
         present = np.zeros(int(ids[-1]) + 1, dtype=bool)
         present[ids] = True
         gap = int(np.argmin(present))
@@ -61,7 +55,11 @@ def read_mapping(path: Path, index_col: str) -> dict[str, str]:
         raise DataError(f"expected two columns, one named {index_col!r} (have {names})", where=f"{path}:1")
     k = names.index(index_col)
     out: dict[str, str] = {}
-    for ln, parts in split_rows(path, lines[1:], 2, sep=sep):
+    rows = split_rows(path, lines[1:], 2, sep=sep)
+    where = lambda j: f"{path}:{rows[j][0]}"  # noqa: E731
+    index_ids(np.asarray([parts[k].strip() for _, parts in rows], dtype=str), index_col, where)
+    check_tokens([parts[1 - k].strip() for _, parts in rows], names[1 - k], where)
+    for ln, parts in rows:
         idx, raw = parts[k].strip(), parts[1 - k].strip()
         if idx in out:
             raise DataError(f"field {index_col!r}: index {idx!r} is mapped twice", where=f"{path}:{ln}")
@@ -138,7 +136,7 @@ class MMRec(Format):
         """Without an item mapping, feature files have exactly one row per source item (ids 0..n-1)."""
         if "item_mapping" in card.files:
             return None
-        return int(inter.item.astype(np.int64).max()) + 1
+        return int(index_ids(inter.item, "item", inter.where).max()) + 1
 
     def feature_rows(self, card, folder: Path, raw_item_ids: list[str], where: str) -> np.ndarray:
         """``dataset.feature_rows = 'id-mapping'``: the item mapping file gives each raw id its row."""

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from ...errors import DataError
+from ...io import open_regular
 from .base import Format, Interactions, SideTable, side_file
 from .delimited import LATIN, read_delimited, read_lines
 
@@ -22,7 +23,7 @@ _YEAR = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
 
 def _sep(path: Path) -> str:
     """``::`` (ml-1m, ml-10m) or tab (ml-100k), from the first line."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         return "::" if b"::" in f.readline() else "\t"
 
 
@@ -92,8 +93,6 @@ class MovieLensRaw(Format):
 
     def read_interactions(self, card, folder: Path) -> Interactions:
         path = folder / card.files["interactions"]
-        if not path.is_file():
-            raise DataError("file not found", where=str(path), hint="check the card's files and its source")
         return read_delimited(path, _COLS, sep=_sep(path), names=["user_id", "item_id", "rating", "timestamp"],
                               encodings=LATIN)
 

@@ -82,11 +82,12 @@ def read_split_files(card, folder: Path) -> Interactions:
             any(p.timestamp is None for p in parts) != all(p.timestamp is None for p in parts):
         raise DataError("the split files do not have the same columns", where=str(folder / card.files["train"]))
     cat = lambda xs: None if xs[0] is None else np.concatenate(xs)  # noqa: E731
-    # line numbers stay per file; the source names the first file (errors say which file)
+    # line numbers stay per file; ``part`` says which file each row came from (errors name it)
     return Interactions(np.concatenate([p.user for p in parts]), np.concatenate([p.item for p in parts]),
                         cat([p.rating for p in parts]), cat([p.timestamp for p in parts]),
                         np.concatenate([p.line for p in parts]), parts[0].source,
-                        np.concatenate([p.label for p in parts]))
+                        np.concatenate([p.label for p in parts]), tuple(p.source for p in parts),
+                        np.concatenate([np.full(len(p), k, dtype=np.int8) for k, p in enumerate(parts)]))
 
 
 def find_inter(folder: Path, name: str) -> dict[str, str]:

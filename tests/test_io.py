@@ -1,0 +1,78 @@
+"""File primitives: only regular files are read, OS failures are one line, and a folder is deleted
+only when mmbench's marker proves it wrote everything in it."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from mmbench.errors import DataError, StorageError
+from mmbench.io import OWNED, atomic_write_text, check_owned, mark_owned, open_regular, read_json, remove_owned
+
+
+@pytest.mark.timeout(30)  # a blocking open of a fifo would hang here
+@pytest.mark.parametrize("make,kind", [
+    (lambda p: os.mkfifo(p), "a fifo \\(named pipe\\)"),
+    (lambda p: p.mkdir(), "a folder"),
+    (lambda p: p.symlink_to("/dev/null"), "a character device"),
+])
+def test_only_regular_files_are_read(tmp_path, make, kind):
+    p = tmp_path / "data.inter"
+    make(p)
+    with pytest.raises(DataError, match=rf"data\.inter: is {kind}, expected a regular file"):
+        open_regular(p)
+    with pytest.raises(DataError, match=rf"data\.inter: is {kind}"):
+        read_json(p)
+
+
+def test_missing_file_is_not_found(tmp_path):
+    with pytest.raises(DataError, match=r"nope\.json: file not found"):
+        read_json(tmp_path / "nope.json")
+    with pytest.raises(DataError, match=r"file not found"):
+        open_regular(tmp_path / "a-file" / "below")
+
+
+def test_unwritable_target_is_one_storage_line(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(StorageError, match=r"f/sub: cannot write: Not a directory"):
+        atomic_write_text(tmp_path / "f" / "sub" / "out.json", "{}")
+    with pytest.raises(StorageError, match=r"cannot write: File name too long"):
+        atomic_write_text(tmp_path / ("x" * 300), "{}")
+
+
+def test_disk_full_leaves_the_target_untouched(tmp_path, monkeypatch):
+    target = tmp_path / "t.txt"
+    target.write_text("old")
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(StorageError, match=r"t\.txt: cannot write: No space left on device; free some space"):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["t.txt"]
+
+
+def test_owned_folder_is_deleted_only_when_everything_in_it_is_ours(tmp_path):
+    d = tmp_path / "out"
+    (d / "sub").mkdir(parents=True)
+    (d / "a.txt").write_text("a")
+    (d / "sub" / "b.npy").write_bytes(b"b")
+    with pytest.raises(DataError, match=rf"out: output folder has no {OWNED} \(it was not written by mmbench\)"):
+        remove_owned(d, "output folder")
+    mark_owned(d)
+    (d / "a.txt").write_text("edited by the user")
+    with pytest.raises(DataError, match=r"holds 'a\.txt', which mmbench did not write \(it was changed\)"):
+        check_owned(d, "output folder")
+    (d / "a.txt").write_text("a")
+    (d / "notes.md").write_text("mine")
+    with pytest.raises(DataError, match=r"holds 'notes\.md', which mmbench did not write; refusing to delete it"):
+        remove_owned(d, "output folder")
+    assert (d / "notes.md").exists()
+    (d / "notes.md").unlink()
+    (d / "link").symlink_to(tmp_path)
+    with pytest.raises(DataError, match=r"holds 'link', which is not a regular file"):
+        remove_owned(d, "output folder")
+    (d / "link").unlink()
+    remove_owned(d, "output folder")
+    assert not d.exists() and tmp_path.exists()
