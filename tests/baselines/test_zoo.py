@@ -21,6 +21,7 @@ from .common import (
     _feature,
     _fit,
     _train,
+    check_drop_modality,
     fit,
     ndcg,
 )
@@ -67,6 +68,15 @@ def test_missing_rows_are_read_from_the_mask_only(name, tiny):
     b = _fit(name, tiny, garbage, **params).score(torch.arange(tiny.n_users))
     assert torch.isfinite(a).all()
     assert torch.equal(a, b), "values of rows marked missing changed the scores"
+
+
+@pytest.mark.parametrize("name", [m for m in CONTENT_MODELS if m != "itemknn-cbf"] + RATING_MODELS)
+def test_drop_modality_changes_only_the_dropped_items(name, tiny):
+    model = _fit(name, tiny, epochs=2, batch_size=128)
+    check_drop_modality(model, tiny, "image/synthetic", np.arange(12))
+    with pytest.raises(ConfigError, match=r"cannot drop feature 'image/nope': the model reads \['audio/synthetic'"):
+        with model.drop_modality("image/nope"):
+            pass
 
 
 @pytest.mark.parametrize("name", CONTENT_MODELS + RATING_MODELS)
