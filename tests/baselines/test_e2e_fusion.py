@@ -90,3 +90,30 @@ def test_e2e_on_cuda(tiny):
     raw_features(tiny)
     results = check_model("e2e-early-fusion", dataset=tiny, device="cuda")
     assert all(r.passed for r in results), [str(r) for r in results if not r.passed]
+
+
+@pytest.mark.slow
+def test_e2e_runs_text_only_on_ml100k(ml100k, tmp_path):
+    """ml-100k has text and no images: its tokens alone are enough (what `features extract
+    -m text_tokens -e minilm-32` stores once the pipeline feeds an encoder its `reads` input)."""
+    from mmbench_baselines.e2e_fusion import E2EEarlyFusion
+
+    from mmbench.data.cards import find_card
+    from mmbench.features.encoders.raw import MiniLMTokens32Encoder
+    from mmbench.features.encoders.text import bundled_minilm_dir
+    from mmbench.features.extract import extract_features
+    from mmbench.features.inputs import item_texts
+
+    texts = item_texts(ml100k, find_card("ml-100k"))
+    enc = MiniLMTokens32Encoder()
+    feat = extract_features(ml100k.features, enc, texts, key="text_tokens/minilm-32-test",
+                            cache_dir=tmp_path / "cache", progress=False)
+    assert feat.mask.all() and feat.values.shape == (1349, 32)
+    assert texts[0].startswith("Toy Story (1995).")
+    lines = (bundled_minilm_dir() / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    assert feat.values[0, :3].tolist() == [lines.index("toy"), lines.index("story"), lines.index("(")]
+    assert len(np.unique(feat.values[feat.values > 0])) > 1000  # the titles' vocabulary
+    model = E2EEarlyFusion(epochs=1).fit(ml100k.train_data(), {feat.key: feat}, seed=0)
+    assert model.feature_keys_ == [feat.key]
+    s = model.score(torch.arange(ml100k.n_users))
+    assert s.shape == (943, 1349) and torch.isfinite(s).all()
