@@ -54,8 +54,8 @@ class _TransformerFusion(UserDotItem, nn.Module):
         h = self.encoder(x, src_key_padding_mask=pad)
         if self.cls is not None:
             return h[:, 0], None
-        keep = (~pad).unsqueeze(-1).to(h.dtype)
-        return (h * keep).sum(1) / keep.sum(1), None
+        h = h.masked_fill(pad.unsqueeze(-1), 0.0)  # padded outputs are undefined, never averaged in
+        return h.sum(1) / (~pad).sum(1, keepdim=True), None
 
     def views(self, i) -> tuple[torch.Tensor, torch.Tensor]:
         """The ID embedding and each key's projection (1 + n_keys, n, dim), and their mask."""

@@ -116,6 +116,9 @@ def test_rating_models_beat_the_global_mean(name, rating_data):
     ("early-fusion", {"missing": "impute"}, "missing='impute'"),
     ("tensor-fusion", {"proj_dim": 200}, "lower proj_dim"),
     ("content-cosine", {"profile": "x"}, "profile='x'"),
+    ("transformer-fusion", {"embedding_dim": 15, "heads": 2}, "not divisible"),
+    ("transformer-fusion", {"pooling": "max"}, "pooling='max'"),
+    ("subspace-alignment", {"objective": "dcca"}, "objective='dcca'"),
 ])
 def test_invalid_options_are_clear_errors(name, params, message, tiny):
     with pytest.raises(ConfigError, match=message):
