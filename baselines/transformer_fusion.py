@@ -49,13 +49,20 @@ class _TransformerFusion(UserDotItem, nn.Module):
             pad.insert(0, torch.zeros_like(pad[0]))
         return torch.cat(x, 1) + self.token_type, torch.cat(pad, 1)
 
-    def items(self, i):
+    def encode(self, i=None) -> torch.Tensor:
+        """The item vectors of ``i`` (without repeats; None = every item)."""
         x, pad = self.tokens(i)
         h = self.encoder(x, src_key_padding_mask=pad)
         if self.cls is not None:
-            return h[:, 0], None
+            return h[:, 0]
         h = h.masked_fill(pad.unsqueeze(-1), 0.0)  # padded outputs are undefined, never averaged in
-        return h.sum(1) / (~pad).sum(1, keepdim=True), None
+        return h.sum(1) / (~pad).sum(1, keepdim=True)
+
+    def items(self, i):
+        if i is None:
+            return self.encode(), None
+        once, inverse = torch.unique(i, return_inverse=True)  # a batch repeats items: encode each once
+        return self.encode(once)[inverse], None
 
     def views(self, i) -> tuple[torch.Tensor, torch.Tensor]:
         """The ID embedding and each key's projection (1 + n_keys, n, dim), and their mask."""
