@@ -25,7 +25,7 @@ def pixel_tensor(key: str, values: np.ndarray, mask: np.ndarray) -> torch.Tensor
     x = np.where(mask[:, None], values, 0.0)
     if x.min() < 0 or x.max() > 255 or not np.array_equal(x, np.round(x)):
         raise DataError("pixel values must be whole numbers in 0..255", where=f"feature {key}",
-                        hint="extract it with `mmbench features extract -e pixels-32`")
+                        hint="use the pixels-32 encoder (image_raw/pixels-32)")
     return torch.as_tensor(x.astype(np.uint8).reshape(len(x), side, side, 3).transpose(0, 3, 1, 2).copy())
 
 
@@ -35,7 +35,7 @@ def token_tensor(key: str, values: np.ndarray, mask: np.ndarray) -> tuple[torch.
     x = np.where(mask[:, None], values, 0.0)
     if x.min() < 0 or not np.array_equal(x, np.round(x)):
         raise DataError("token ids must be whole numbers >= 0 (0 = padding)", where=f"feature {key}",
-                        hint="extract it with `mmbench features extract -e minilm-32`")
+                        hint="use the minilm-32 encoder (text_tokens/minilm-32)")
     ids = x.astype(np.int64)
     vocab = np.unique(ids[ids > 0])
     compact = np.where(ids > 0, np.searchsorted(vocab, ids) + 1, 0)
@@ -140,9 +140,9 @@ class E2EEarlyFusion(ContentRecommender):
     one-layer unidirectional GRU without the multi-task tag loss, Adam on mini-batches.
     Small on purpose (CPU): 16/32/64 channels, 32-d words, 64 GRU units, 64-d vectors.
 
-    Inputs come from ``mmbench features extract -m image_raw -e pixels-32`` (the card's
-    ``[media]`` images) and ``-m text_tokens -e minilm-32`` (its ``[text]``); either alone
-    is enough (text only on ml-100k, which has no images).
+    Inputs: the encoders ``image_raw/pixels-32`` (the card's ``[media]`` images) and
+    ``text_tokens/minilm-32`` (its ``[text]``) of ``mmbench.features.encoders.raw``; either
+    alone is enough (text only on ml-100k, which has no images).
     """
 
     paper = "Kang et al., ICDM 2017 (DVBPR); Bansal et al., RecSys 2016 (Ask the GRU)"
