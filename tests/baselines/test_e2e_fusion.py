@@ -103,11 +103,12 @@ def test_e2e_runs_text_only_on_ml100k(ml100k, tmp_path):
     from mmbench.features.encoders.text import bundled_minilm_dir
     from mmbench.features.extract import extract_features
     from mmbench.features.inputs import item_texts
+    from mmbench.features.store import FeatureStore
 
     texts = item_texts(ml100k, find_card("ml-100k"))
     enc = MiniLMTokens32Encoder()
-    feat = extract_features(ml100k.features, enc, texts, key="text_tokens/minilm-32-test",
-                            cache_dir=tmp_path / "cache", progress=False)
+    store = FeatureStore(tmp_path / "features", ml100k.n_items)  # the session's dataset stays as it is
+    feat = extract_features(store, enc, texts, cache_dir=tmp_path / "cache", progress=False)
     assert feat.mask.all() and feat.values.shape == (1349, 32)
     assert texts[0].startswith("Toy Story (1995).")
     lines = (bundled_minilm_dir() / "vocab.txt").read_text(encoding="utf-8").split("\n")
