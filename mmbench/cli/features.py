@@ -35,7 +35,8 @@ def features_list(dataset, mirror):
 
 @features.command("extract")
 @click.option("-d", "--dataset", required=True, help="Dataset card name.")
-@click.option("-m", "--modality", required=True, type=click.Choice(["text", "image", "audio"]))
+@click.option("-m", "--modality", required=True,
+              type=click.Choice(["text", "image", "audio", "text_tokens", "image_raw"]))
 @click.option("-e", "--encoder", "encoder_name", required=True,
               help="Encoder: registered name, feature key or alias (minilm, efficientnet, logmel, mfcc).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N, mps.")

@@ -15,6 +15,8 @@ computed once per parameter state (:class:`~.torch_base.ParameterCache`).
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Mapping
 
 import numpy as np
@@ -144,6 +146,46 @@ def init_embedding(n: int, dim: int, std: float | None = None) -> nn.Embedding:
     return e
 
 
+def content_masks(module: nn.Module) -> dict[str, list[torch.Tensor]]:
+    """Feature key -> the present-mask buffers that ``module`` reads it through: every
+    submodule holding item content the way :class:`ModalityProjector` does (a ``keys`` list
+    and, for the j-th key, a bool buffer ``m{j}`` of one row per item)."""
+    out: dict[str, list[torch.Tensor]] = {}
+    for sub in module.modules():
+        keys = getattr(sub, "keys", None)
+        if isinstance(keys, list):
+            for j, k in enumerate(keys):
+                m = getattr(sub, f"m{j}", None)
+                if isinstance(m, torch.Tensor) and m.dtype == torch.bool:
+                    out.setdefault(k, []).append(m)
+    return out
+
+
+@contextlib.contextmanager
+def modality_dropped(module: nn.Module, key: str, items=None) -> Iterator[None]:
+    """Within the block, ``module`` sees feature ``key`` as missing for ``items`` (item
+    indices or a bool mask over the items; None = every item), exactly as if the feature
+    store's mask said so; the masks are restored on exit. Tables cached from the parameters
+    and buffers (:class:`~.torch_base.ParameterCache`) are recomputed, since the masks change
+    in place. Only what the module reads from its content inputs at scoring time changes:
+    structures built from the features during ``fit`` (a kNN item graph) are not rebuilt."""
+    masks = content_masks(module)
+    if key not in masks:
+        raise ConfigError(f"cannot drop feature {key!r}: the model reads {sorted(masks) or 'no features'}",
+                          where="drop_modality")
+    saved = [m.clone() for m in masks[key]]
+    try:
+        rows = slice(None) if items is None else torch.as_tensor(items)
+        if isinstance(rows, torch.Tensor) and rows.dtype != torch.bool:
+            rows = rows.long()
+        for m in masks[key]:
+            m[rows if isinstance(rows, slice) else rows.to(m.device)] = False
+        yield
+    finally:
+        for m, before in zip(masks[key], saved):
+            m.copy_(before)
+
+
 class ContentRecommender(TorchRecommender):
     """Base of the two-tower multimodal models: BPR training over the towers, cached item
     table, single-matmul scoring. Subclasses implement ``build_module(data, features)``
@@ -160,6 +202,17 @@ class ContentRecommender(TorchRecommender):
         self.feature_keys_ = sorted(feats)
         self.table_cache_ = ParameterCache()
         return self.build_module(data, feats)
+
+    def drop_modality(self, key: str, items=None):
+        """A context manager: within it the fitted model scores as if feature ``key`` were
+        missing for ``items`` (indices or a bool mask; None = every item), e.g. to measure
+        robustness to a modality absent at test time::
+
+            with model.drop_modality("image/efficientnet-lite0", cold_items):
+                metrics = evaluate_ranking(model.score, ds, "test", ["ndcg@20"]).metrics
+
+        See :func:`modality_dropped`."""
+        return modality_dropped(self.module_, key, items)
 
     def item_table(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """All item vectors and biases (cached while the parameters do not change)."""

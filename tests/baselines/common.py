@@ -5,6 +5,8 @@ from mmbench_baselines.adversarial import AdversarialAlignment
 from mmbench_baselines.amr import AMR
 from mmbench_baselines.bm3 import BM3
 from mmbench_baselines.freedom import FREEDOM
+from mmbench_baselines.subspace_alignment import SubspaceAlignment
+from mmbench_baselines.transformer_fusion import TransformerFusion
 
 from mmbench.evaluate.ranking import evaluate_ranking
 from mmbench.features.store import Feature
@@ -12,7 +14,7 @@ from mmbench.protocol import Protocol
 from mmbench.runner import ModelSpec, dataset_features, validation_context
 
 CONTENT_MODELS = ["itemknn-cbf", "content-cosine", "vbpr", "early-fusion", "late-fusion", "hybrid-fusion",
-                  "attention-fusion", "tensor-fusion"]
+                  "attention-fusion", "tensor-fusion", "transformer-fusion", "subspace-alignment"]
 
 
 RATING_MODELS = ["vbpr-rating", "early-fusion-rating", "attention-fusion-rating"]
@@ -29,9 +31,9 @@ def _feature(key, values, mask):
     return Feature(key, values, np.asarray(mask, dtype=bool), "test", {})
 
 
-def _train(name, ds):
+def _train(name, ds, **params):
     spec = ModelSpec.resolve(name)
-    given = {"lr": 0.01, "batch_size": 256, "epochs": 60, "patience": 8}
+    given = {"lr": 0.01, "batch_size": 256, "epochs": 60, "patience": 8, **params}
     params = spec.params({k: v for k, v in given.items() if k in spec.cls.param_names()})
     val = validation_context(ds, Protocol(), "ndcg@20", "cpu")
     return spec.cls(**params).fit(ds.train_data(), dataset_features(spec.cls, ds, None), seed=0, context=val)
@@ -60,6 +62,8 @@ MULTIMODAL = {
     "bm3": lambda **kw: BM3(**kw),
     "amr": lambda **kw: AMR(**kw),
     "adversarial-alignment": lambda **kw: AdversarialAlignment(**kw),
+    "transformer-fusion": lambda **kw: TransformerFusion(**kw),
+    "subspace-alignment": lambda **kw: SubspaceAlignment(**kw),
 }
 
 
@@ -69,3 +73,40 @@ def ndcg(model, ds, split="test", metric="ndcg@10"):
 
 def fit(model, ds, feats=None, seed=0):
     return model.fit(ds.train_data(), feats or {}, seed=seed, context=validation_context(ds, Protocol(), "ndcg@10", "cpu"))
+
+
+# -- raw inputs (end-to-end models) -----------------------------------------------------------------
+def raw_features(ds) -> dict:
+    """Raw inputs rendered from a synthetic dataset's dense features (so they carry its planted
+    signal), stored in its feature store with the same missing rows: ``text_tokens/synthetic``,
+    16 token ids, column c of ``text/synthetic`` becoming token 1 + 4c + its quartile;
+    ``image_raw/synthetic``, 32 x 32 RGB pixels (HWC), an 8 x 8 grid of 4 x 4 blocks, block c
+    of grey level 128 +- 40 x column c of ``image/synthetic`` (red up, green down)."""
+    store = ds.features
+    text, image = store.get("text/synthetic"), store.get("image/synthetic")
+    v = text.values[:, :16]
+    cuts = np.quantile(v[text.mask], [0.25, 0.5, 0.75], axis=0)
+    bins = (v[:, None, :] > cuts[None]).sum(1)
+    tokens = (1 + 4 * np.arange(16) + bins).astype(np.float32)
+    grid = image.values[:, :64].reshape(-1, 8, 8)
+    red, green = (np.clip(np.round(128 + s * 40 * grid), 0, 255) for s in (1, -1))
+    rgb = np.stack([red, green, np.full_like(red, 128)], -1)  # (n, 8, 8, 3)
+    pixels = rgb.repeat(4, 1).repeat(4, 2).reshape(len(rgb), -1).astype(np.float32)
+    return {"text_tokens/synthetic": store.put("text_tokens/synthetic", tokens, text.mask),
+            "image_raw/synthetic": store.put("image_raw/synthetic", pixels, image.mask)}
+
+
+def check_drop_modality(model, ds, key, items) -> None:
+    """``model.drop_modality(key, items)``: only the scores of ``items`` that have ``key``
+    change (every one of them), the rest stay bit for bit, and leaving restores the model."""
+    import torch
+
+    users = torch.arange(ds.n_users)
+    before = model.score(users)
+    with model.drop_modality(key, items):
+        during = model.score(users)
+    assert torch.equal(model.score(users), before)
+    had = np.zeros(ds.n_items, bool)
+    had[items] = ds.features.get(key).mask[items]
+    assert torch.equal(during[:, ~had], before[:, ~had])
+    assert had.any() and (during[:, had] != before[:, had]).any(0).all()

@@ -21,6 +21,7 @@ from .common import (
     _feature,
     _fit,
     _train,
+    check_drop_modality,
     fit,
     ndcg,
 )
@@ -69,6 +70,15 @@ def test_missing_rows_are_read_from_the_mask_only(name, tiny):
     assert torch.equal(a, b), "values of rows marked missing changed the scores"
 
 
+@pytest.mark.parametrize("name", [m for m in CONTENT_MODELS if m != "itemknn-cbf"] + RATING_MODELS)
+def test_drop_modality_changes_only_the_dropped_items(name, tiny):
+    model = _fit(name, tiny, epochs=2, batch_size=128)
+    check_drop_modality(model, tiny, "image/synthetic", np.arange(12))
+    with pytest.raises(ConfigError, match=r"cannot drop feature 'image/nope': the model reads \['audio/synthetic'"):
+        with model.drop_modality("image/nope"):
+            pass
+
+
 @pytest.mark.parametrize("name", CONTENT_MODELS + RATING_MODELS)
 def test_content_models_need_some_content(name, tiny):
     with pytest.raises(ConfigError, match="needs at least one content feature"):
@@ -106,6 +116,9 @@ def test_rating_models_beat_the_global_mean(name, rating_data):
     ("early-fusion", {"missing": "impute"}, "missing='impute'"),
     ("tensor-fusion", {"proj_dim": 200}, "lower proj_dim"),
     ("content-cosine", {"profile": "x"}, "profile='x'"),
+    ("transformer-fusion", {"embedding_dim": 15, "heads": 2}, "not divisible"),
+    ("transformer-fusion", {"pooling": "max"}, "pooling='max'"),
+    ("subspace-alignment", {"objective": "dcca"}, "objective='dcca'"),
 ])
 def test_invalid_options_are_clear_errors(name, params, message, tiny):
     with pytest.raises(ConfigError, match=message):
