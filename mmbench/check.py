@@ -78,11 +78,14 @@ def temporary_home():
 
 
 def check_dataset():
-    """The tiny dataset the checks run on: 3 modalities, missing rows, cold items, ratings."""
-    from .synthetic import make_synthetic
+    """The tiny dataset the checks run on: 3 modalities (and raw inputs for end-to-end models),
+    missing rows, cold items, ratings."""
+    from .synthetic import add_raw_inputs, make_synthetic
 
-    return make_synthetic(n_users=40, n_items=60, dim=4, per_user=10, cold_fraction=0.15, missing_fraction=0.2,
-                          seed=0, name="check")
+    ds = make_synthetic(n_users=40, n_items=60, dim=4, per_user=10, cold_fraction=0.15, missing_fraction=0.2,
+                        seed=0, name="check")
+    add_raw_inputs(ds)
+    return ds
 
 
 def check_model(model, *, dataset=None, params: dict | None = None, device: str = "cpu",

@@ -173,6 +173,26 @@ column = "label"
     return card
 
 
+def add_raw_inputs(ds) -> dict:
+    """Raw inputs (for end-to-end models) rendered from a synthetic dataset's dense features (so they carry its planted
+    signal), stored in its feature store with the same missing rows: ``text_tokens/synthetic``,
+    16 token ids, column c of ``text/synthetic`` becoming token 1 + 4c + its quartile;
+    ``image_raw/synthetic``, 32 x 32 RGB pixels (HWC), an 8 x 8 grid of 4 x 4 blocks, block c
+    of grey level 128 +- 40 x column c of ``image/synthetic`` (red up, green down)."""
+    store = ds.features
+    text, image = store.get("text/synthetic"), store.get("image/synthetic")
+    v = text.values[:, :16]
+    cuts = np.quantile(v[text.mask], [0.25, 0.5, 0.75], axis=0)
+    bins = (v[:, None, :] > cuts[None]).sum(1)
+    tokens = (1 + 4 * np.arange(16) + bins).astype(np.float32)
+    grid = image.values[:, :64].reshape(-1, 8, 8)
+    red, green = (np.clip(np.round(128 + s * 40 * grid), 0, 255) for s in (1, -1))
+    rgb = np.stack([red, green, np.full_like(red, 128)], -1)  # (n, 8, 8, 3)
+    pixels = rgb.repeat(4, 1).repeat(4, 2).reshape(len(rgb), -1).astype(np.float32)
+    return {"text_tokens/synthetic": store.put("text_tokens/synthetic", tokens, text.mask),
+            "image_raw/synthetic": store.put("image_raw/synthetic", pixels, image.mask)}
+
+
 def _toml_list(items) -> str:
     return "[" + ", ".join(f'"{x}"' for x in items) + "]"
 

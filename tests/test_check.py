@@ -231,7 +231,7 @@ def test_check_params_override_and_fast_defaults(tiny):
 def test_check_dataset_has_what_the_checks_need(tiny):
     from mmbench.synthetic import cold_items
 
-    assert sorted(tiny.features.modalities()) == ["audio", "image", "text"]
+    assert sorted(tiny.features.modalities()) == ["audio", "image", "image_raw", "text", "text_tokens"]
     assert any((~tiny.features.get(k).mask).any() for k in tiny.features.keys())
     assert len(cold_items(tiny)) > 0
     assert len(np.unique(tiny.pairs("train")[2])) > 1  # ratings vary

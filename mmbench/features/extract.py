@@ -46,7 +46,7 @@ def _encoder_key(encoder: Any) -> str:
 
 def _input_digest(encoder: Any, inputs: list) -> str:
     h = hashlib.sha256()
-    text = encoder.modality == "text"
+    text = getattr(encoder, "reads", encoder.modality) == "text"
     for i, x in enumerate(inputs):
         if x is None:
             h.update(b"N\n")

@@ -108,7 +108,7 @@ def extract(ds, card, modality: str, encoder, *, key: str | None = None, force: 
         src = store.get(key).meta.get("source") or store.get(key).meta.get("encoder", "")
         raise DataError(f"feature {key!r} already exists" + (f" (from {src})" if src else ""), where=str(ds.path),
                         hint="pass --key <modality>/<name> to keep both, or --force to replace it")
-    inputs, failed = inputs_for(ds, card, modality, mirror=mirror, progress=progress)
+    inputs, failed = inputs_for(ds, card, getattr(encoder, "reads", modality), mirror=mirror, progress=progress)
     t0 = time.perf_counter()
     feat = extract_features(store, encoder, inputs, key=key, batch_size=batch_size, device=device,
                             progress=progress, cache_dir=data_home() / "cache" / "features" / ds.name)

@@ -151,8 +151,6 @@ def test_raw_inputs_from_a_local_mirror_train_the_end_to_end_model(tmp_path, car
         assert m.feature_keys_ == sorted(chosen)
 
 
-@pytest.mark.xfail(strict=True, reason="`features extract` feeds an encoder the card input named by its modality; "
-                                       "raw encoders read another one (`reads`): needs features/pipeline.py")
 def test_cli_extracts_raw_inputs(tmp_path, cards_dir):
     data = tmp_path / "d"
     data.mkdir()
