@@ -27,10 +27,14 @@ def parity(model, dataset, peer, suite_path, seeds, params, features, peer_featu
     mmbench's evaluator with the same masking, metrics and early stopping on validation,
     on every seed; print both means ± std, the gap and whether it is within seed noise."""
     from ..io import atomic_write_text
+    from ..parity.adapters import mapping
     from ..parity.driver import run_parity
     from ..parity.report import parity_path, summary_text, to_json
+    from ..runner import ModelSpec
 
     given = parse_params(params)
+    spec = ModelSpec.resolve(model)
+    mapping(peer, spec.name, spec.params(given))  # a model the peer lacks, or a bad value: refused before any data
     ds, protocol, keys, suite_name, folder = _setup(dataset, suite_path)
     rec = run_parity(model, ds, peer, seeds=seeds, params=given, protocol=protocol,
                      feature_keys=list(features) or keys, device=device, peer_features=peer_features,

@@ -23,11 +23,15 @@ _ALIASES = {"float_": "float64", "complex_": "complex128", "unicode_": "str_", "
 
 
 def restore_numpy_aliases() -> None:
+    import warnings
+
     import numpy as np
 
     for name, target in _ALIASES.items():
         try:
-            getattr(np, name)
+            with warnings.catch_warnings():  # numpy's "will be defined as the scalar type" notes
+                warnings.simplefilter("ignore")
+                getattr(np, name)
         except AttributeError:
             setattr(np, name, getattr(np, target) if isinstance(target, str) else target)
 

@@ -75,12 +75,14 @@ def _pop(p: dict) -> Mapping:
 
 
 MODELS = {"bpr-sgd": _bpr, "vbpr": _vbpr, "amr": _amr, "pop": _pop}
-# Cornac's torch models: attribute -> the local of ``_fit_torch`` holding it (as its epilogue copies them)
+# Cornac's torch models: attribute -> the local of ``_fit_torch`` holding it, and the item
+# tables its epilogue precomputes (attribute -> the two locals it multiplies), as it copies them
 TORCH_LOCALS = {"VBPR": {"beta_item": "Bi", "gamma_user": "Gu", "gamma_item": "Gi", "theta_user": "Tu",
                          "emb_matrix": "E", "beta_prime": "Bp"},
                 "AMR": {"gamma_user": "Gu", "gamma_item": "Gi", "emb_matrix": "E"}}
+TORCH_PRODUCTS = {"VBPR": {"theta_item": ("F", "E"), "visual_bias": ("F", "Bp")}, "AMR": {"theta_item": ("F", "E")}}
 STATE = {"BPR": ("u_factors", "i_factors", "i_biases"), "MostPop": ("item_pop",),
-         "VBPR": (*TORCH_LOCALS["VBPR"], "theta_item", "visual_bias"), "AMR": (*TORCH_LOCALS["AMR"], "theta_item")}
+         **{k: (*TORCH_LOCALS[k], *TORCH_PRODUCTS[k]) for k in TORCH_LOCALS}}
 
 
 def version() -> str:
@@ -179,13 +181,14 @@ class CornacModel:
                     return
 
     def _train_torch(self, epoch_end) -> None:
-        model, names = self.model, TORCH_LOCALS[self.mapping.peer_model]
+        model, name = self.model, self.mapping.peer_model
 
         def on_close(frame: dict) -> None:
-            for attr, local in names.items():
-                setattr(model, attr, frame[local].detach().cpu().numpy().copy())
-            model._init(n_users=model.total_users, n_items=model.total_items,  # recomputes E f_i (and beta' f_i)
-                        features=frame["F"].detach().cpu().numpy())
+            for attr, local in TORCH_LOCALS[name].items():
+                setattr(model, attr, frame[local].data.cpu().numpy().copy())
+            for attr, (a, b) in TORCH_PRODUCTS[name].items():  # e.g. theta_item = F.mm(E), as Cornac's epilogue
+                out = frame[a].mm(frame[b]).data.cpu().numpy()
+                setattr(model, attr, out.ravel() if out.shape[1] == 1 else out)
             if epoch_end(frame["epoch"], frame["sum_loss"] / max(frame["count"], 1)):
                 raise _Stop
 
