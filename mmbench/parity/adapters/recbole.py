@@ -55,11 +55,15 @@ def version() -> str:
     return v("recbole")
 
 
-def write_split(folder: Path, name: str, dataset) -> None:
-    """Our split as RecBole's benchmark files ``<name>.<part>.inter`` (tokens: our indices)."""
+def write_split(folder: Path, name: str, dataset, test_users: np.ndarray | None = None) -> None:
+    """Our split as RecBole's benchmark files ``<name>.<part>.inter`` (tokens: our indices);
+    with ``test_users``, only their test rows (a sample to evaluate)."""
     folder.mkdir(parents=True, exist_ok=True)
     for part in ("train", "valid", "test"):
         u, i, _ = dataset.pairs(part)
+        if part == "test" and test_users is not None:
+            keep = np.isin(u, test_users)
+            u, i = u[keep], i[keep]
         lines = ["user_id:token\titem_id:token"] + [f"{a}\t{b}" for a, b in zip(u.tolist(), i.tolist())]
         (folder / f"{name}.{part}.inter").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
