@@ -14,7 +14,7 @@ from html import escape
 
 from ..evaluate.metrics import get, higher_is_better
 from ..stats import TESTS
-from . import parity
+from .parity import intro as parity_intro
 from .text import ENV_KEYS, compute_line, fmt_p, legend, rules_facts, short_params, tuning_summary
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
@@ -445,7 +445,7 @@ def _parity(lb) -> list[str]:
     head = "".join(f'<th class="text">{escape(h)}</th>' for h in HEADERS)
     body = "".join("<tr>" + "".join(f'<td class="text">{escape(c)}</td>' for c in row) + "</tr>"
                    for row in table_rows(lb.parity))
-    return [f'<section id="parity"><h2>Parity</h2><p class="note">{_code(parity.intro(lb))}</p><div class="scroll">'
+    return [f'<section id="parity"><h2>Parity</h2><p class="note">{_code(parity_intro(lb))}</p><div class="scroll">'
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></section>"]
 
 

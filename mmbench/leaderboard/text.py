@@ -12,7 +12,7 @@ import numpy as np
 from ..evaluate.metrics import get
 from ..io import canonical_json
 from ..stats import TEST_NAMES, TESTS, Summary
-from . import parity
+from .parity import as_json as parity_json, intro as parity_intro
 from .build import Leaderboard, Row
 
 MARK = "†"  # significantly worse than the best of the column
@@ -188,7 +188,7 @@ def _parity_section(lb: Leaderboard) -> list[str]:
 
     if not lb.parity:
         return []
-    return ["## Parity", "", parity.intro(lb), "", _table(HEADERS, table_rows(lb.parity)), ""]
+    return ["## Parity", "", parity_intro(lb), "", _table(HEADERS, table_rows(lb.parity)), ""]
 
 
 def _provenance(lb: Leaderboard, suite) -> list[str]:
@@ -321,5 +321,5 @@ def to_json(lb: Leaderboard) -> str:
                     "supersedes": [{"version": v, "rules": r} for v, r in lb.superseded],
                     "rating_statistic": "mean over users of each user's error (table, interval and test)"})
         if lb.parity:
-            obj["parity"] = parity.as_json(lb)
+            obj["parity"] = parity_json(lb)
     return canonical_json(obj)
