@@ -29,7 +29,7 @@ def parity(model, dataset, peer, suite_path, seeds, params, features, peer_featu
     from ..io import atomic_write_text
     from ..parity.adapters import mapping
     from ..parity.driver import run_parity
-    from ..parity.report import parity_path, summary_text, to_json
+    from ..parity.report import load_parity, parity_path, readme_text, summary_text, to_json
     from ..runner import ModelSpec
 
     given = parse_params(params)
@@ -42,6 +42,8 @@ def parity(model, dataset, peer, suite_path, seeds, params, features, peer_featu
     path = out or parity_path(folder, rec["model"], peer)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, to_json(rec))
+    if suite_name is not None and out is None:  # the suite's parity table, with this record
+        atomic_write_text(path.parent / "README.md", readme_text(load_parity(folder), suite_name))
     click.echo("\n" + summary_text(rec) + f"\n-> {path}")
 
 

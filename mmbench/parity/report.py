@@ -108,6 +108,25 @@ def _p(p: float) -> str:
     return "<0.0001" if p < 1e-4 else f"{p:.4f}" if not math.isnan(p) else "-"
 
 
+def readme_text(records: list[dict], suite: str) -> str:
+    """``<suite>/parity/README.md``: the table of the records kept there (what a rules-2 board's
+    Parity section shows), rewritten by ``mmbench parity --suite`` after each record."""
+    from tabulate import tabulate
+
+    body = [row + [_epochs(r)] for row, r in zip(table_rows(records), records)]
+    return "\n".join([f"# Parity: {suite}", "", "Our baselines against a packaged peer's implementation on this "
+                      "suite's split, evaluator, masking and early-stopping rule (`mmbench parity`; each JSON file "
+                      f"holds every metric, the hyper-parameter mapping, histories, timings and versions). {TEST}.",
+                      "", tabulate(body, headers=HEADERS + ["epochs: budget; best (ours / theirs)"], tablefmt="github",
+                                   disable_numparse=True), ""])
+
+
+def _epochs(r: dict) -> str:
+    """``budget; best epochs of ours per seed / of theirs per seed``."""
+    best = "/".join(",".join(str(x["fit"]["best_epoch"]) for x in r[side]) for side in ("ours", "theirs"))
+    return f"{r['params'].get('epochs', '-')}; {best}"
+
+
 def summary_text(record: dict) -> str:
     """The CLI's report: the hyper-parameter mapping, then every test metric."""
     from tabulate import tabulate

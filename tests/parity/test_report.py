@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from mmbench.errors import DataError
-from mmbench.parity.report import SCHEMA, compare, load_parity, summary_text, table_rows, welch_p
+from mmbench.parity.report import SCHEMA, compare, load_parity, readme_text, summary_text, table_rows, welch_p
 from mmbench.protocol import Protocol
 
 
@@ -34,7 +34,8 @@ def test_welch_without_spread_is_exact_equality():
 
 
 def runs(values, metric="ndcg@10"):
-    return [{"seed": s, "metrics": {"test": {metric: v}}, "timing": {"total_s": 2.0}} for s, v in enumerate(values)]
+    return [{"seed": s, "metrics": {"test": {metric: v}}, "timing": {"total_s": 2.0}, "fit": {"best_epoch": 10 + s}}
+            for s, v in enumerate(values)]
 
 
 def test_compare_gives_the_relative_gap_and_the_verdict():
@@ -55,7 +56,7 @@ def record(model="vbpr", peer="cornac"):
             "mapping": {"peer_model": "VBPR", "settings": {"k": 10}, "features": "standard", "notes": ["a note"]},
             "main_metric": "ndcg@10", "seeds": [0, 1, 2], "dataset": {"name": "ml-100k", "fingerprint": "ab" * 32},
             "comparison": compare(ours, theirs, protocol), "cost_s": {"ours": 6.0, "theirs": 6.0, "total": 12.0},
-            "test": "Welch", "ours": ours, "theirs": theirs}
+            "test": "Welch", "ours": ours, "theirs": theirs, "params": {"epochs": 30}}
 
 
 def test_records_are_read_from_the_suite_folder_sorted_and_tabled(tmp_path):
@@ -66,6 +67,9 @@ def test_records_are_read_from_the_suite_folder_sorted_and_tabled(tmp_path):
     assert [(r["model"], r["peer"]["name"]) for r in recs] == [("bpr", "recbole"), ("vbpr", "cornac")]
     row = table_rows(recs)[0]
     assert row[3:8] == ["0.3000 ± 0.0100", "0.2000 ± 0.0100", "+50.0%", row[6], "no"]
+    readme = readme_text(recs, "toy").splitlines()
+    assert readme[0] == "# Parity: toy" and readme[-1].startswith("| vbpr ")
+    assert readme[-1].rstrip(" |").endswith("30; 10,11,12/10,11,12")  # budget; best epochs ours / theirs
     text = summary_text(recs[1])
     assert "k=10; features given standard" in text and "  - a note" in text
 
