@@ -44,8 +44,6 @@ from ..errors import TrainingError
 # blocks to keep its cores busy.
 CPU_BLOCK_BYTES = 32 << 20
 CUDA_BLOCK_BYTES = 1 << 30
-
-
 # A pass over fewer scores than this runs on one intra-op thread (:func:`threads_for`).
 SMALL_PASS_SCORES = 1 << 22
 
@@ -75,6 +73,22 @@ def threads_for(n_scores: int, device="cpu"):
         torch.set_num_threads(before)
 
 
+class Scratch:
+    """Buffers that the batches of a pass, and later passes over the same layout, reuse: a
+    fresh multi-MB temporary costs about as much in page faults as the work done in it
+    (measured: +40% on the exact top-k)."""
+
+    def __init__(self):
+        self._bufs: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, shape: tuple, dtype, device) -> torch.Tensor:
+        n = int(np.prod(shape))
+        buf = self._bufs.get(name)
+        if buf is None or buf.numel() < n or buf.dtype != dtype or buf.device != device:
+            buf = self._bufs[name] = torch.empty(max(n, 1), dtype=dtype, device=device)
+        return buf[:n].view(shape)
+
+
 @dataclass
 class Layout:
     """The pairs of the evaluated users, on the device, in batch order.
@@ -83,7 +97,7 @@ class Layout:
     at ``s`` masks ``ex_flat[ex_ptr[s]:ex_ptr[e]] - s * n_items`` of its flat block);
     ``ex_ptr`` (host) delimits each user's run.
     ``keys``: sorted ``user * n_items + item`` of the target pairs. ``n_rel``: targets per
-    evaluated user (float64). ``open_``: does the user have an item that is not masked?
+    evaluated user (float64). ``has_candidates``: has the user an item that is not masked?
     ``scratch``: buffers the ranking of its batches reuses.
     """
 
@@ -92,8 +106,8 @@ class Layout:
     n_rel: torch.Tensor
     ex_flat: torch.Tensor | None
     ex_ptr: np.ndarray | None
-    open_: torch.Tensor
-    scratch: "Scratch" = field(default_factory=lambda: Scratch())
+    has_candidates: torch.Tensor
+    scratch: Scratch = field(default_factory=Scratch)
 
 
 def _rows_of(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray):
@@ -146,22 +160,6 @@ def group_size(n_items: int, k: int) -> int:
     ordering n_items / g group keys and k * g candidate keys; measured (one core, k = 20) it
     is 0.8-1.0x ``torch.topk`` with 8 below ~10k items and 0.5-0.8x with 32 above."""
     return 32 if n_items >= 512 * k else 8
-
-
-class Scratch:
-    """Buffers that the batches of a pass, and later passes over the same layout, reuse: a
-    fresh multi-MB temporary costs about as much in page faults as the work done in it
-    (measured: +40% on the exact top-k)."""
-
-    def __init__(self):
-        self._bufs: dict[str, torch.Tensor] = {}
-
-    def get(self, name: str, shape: tuple, dtype, device) -> torch.Tensor:
-        n = int(np.prod(shape))
-        buf = self._bufs.get(name)
-        if buf is None or buf.numel() < n or buf.dtype != dtype or buf.device != device:
-            buf = self._bufs[name] = torch.empty(max(n, 1), dtype=dtype, device=device)
-        return buf[:n].view(shape)
 
 
 def _order_keys(values: torch.Tensor, rev_items: torch.Tensor, out: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
@@ -306,7 +304,7 @@ def iter_ranked(score_fn: Callable[[torch.Tensor], torch.Tensor], users: np.ndar
                 flat.index_fill_(0, at, -torch.inf)
             top, best = exact_topk(scores, k, lay.scratch)
             del scores
-            checks.add(nan | torch.isnan(best).any(), (best == -torch.inf) & lay.open_[s:e], ub)
+            checks.add(nan | torch.isnan(best).any(), (best == -torch.inf) & lay.has_candidates[s:e], ub)
             if check_now:
                 checks.raise_if_bad()
             hits = topk_hits(top, ub, lay.keys, n_items).to(torch.float64)

@@ -76,6 +76,40 @@ def test_exact_topk_orders_ties_by_item_index(n_items):
         assert np.array_equal(best.numpy(), S.max(1))
 
 
+def test_one_scratch_serves_any_shape_in_any_order():
+    """Buffers kept between calls (and shrunk or grown) never leak one call's values into the next."""
+    scratch = K.Scratch()
+    for n_items, b, seed in ((70_000, 3, 0), (9, 40, 1), (1349, 7, 2), (70_000, 5, 3), (65, 2, 4)):
+        S = _tied_rows(n_items, seed)[np.random.default_rng(seed).integers(0, 8, b)]
+        top, _ = K.exact_topk(torch.from_numpy(S.copy()), min(20, n_items), scratch)
+        assert top.tolist() == [_by_hand_order(row)[:min(20, n_items)] for row in S]
+
+
+def test_small_passes_run_on_one_thread_and_restore_the_count(monkeypatch):
+    S, target, exclude = _random_case(n_users=20, n_items=30, seed=4)
+    users = np.flatnonzero(np.diff(target[0]) > 0)
+    seen = []
+
+    def score(u):
+        seen.append(torch.get_num_threads())
+        return S[u].clone()
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for limit, want in ((1 << 22, 1), (10, 2)):  # a small pass, then one above the limit
+            monkeypatch.setattr(K, "SMALL_PASS_SCORES", limit)
+            seen.clear()
+            rank_and_score(score, users, 30, target, exclude, ["ndcg@10"], batch_users=7)
+            assert set(seen) == {want} and torch.get_num_threads() == 2
+        with pytest.raises(TrainingError):  # restored after an error too
+            monkeypatch.setattr(K, "SMALL_PASS_SCORES", 1 << 22)
+            rank_and_score(lambda u: S[u] * np.nan, users, 30, target, exclude, ["ndcg@10"])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("levels", [None, 2, 5])
 @pytest.mark.parametrize("batch", [1, 7, 1000])
 def test_kernel_equals_the_numpy_reference(levels, batch):
