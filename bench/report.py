@@ -90,7 +90,8 @@ def render(res: dict) -> str:
            f"after: {', '.join(f'{x:.1f}' for x in res.get('load_after', []))}. "
            f"Run {res['started']}, {res.get('total_seconds', 0):.0f} s in all.", ""]
     for run in res.get("partial_runs", []):
-        out += [f"Also `{run['command'].strip()}` ({', '.join(run['sections'])}; "
+        failed = f"; failed, previous figures kept: {', '.join(run['failed'])}" if run.get("failed") else ""
+        out += [f"Also `{run['command'].strip()}` ({', '.join(run['sections'])}{failed}; "
                 f"OMP_WAIT_POLICY={run.get('omp_wait_policy') or 'default'}), run {run['started']}, "
                 f"load before {', '.join(f'{x:.1f}' for x in run['load_before'])}, "
                 f"after {', '.join(f'{x:.1f}' for x in run['load_after'])}.", ""]

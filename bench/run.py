@@ -203,6 +203,8 @@ def main(argv=None) -> int:
         base = json.loads(prev.read_text())
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    command = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    took = 0.0
     for name in names:
         log(f"== {name}")
         out = args.out / f".{name}.json"
@@ -212,26 +214,39 @@ def main(argv=None) -> int:
         if proc.returncode != 0 or not out.exists():
             log(f"!! {name} failed (exit {proc.returncode})")
             results["sections"][name] = {"error": f"exit {proc.returncode}"}
-            continue
-        key = name + (" (OpenMP default waiting)" if args.omp_active else "")
-        results["sections"][key] = json.loads(out.read_text())
-        out.unlink()
+        else:
+            key = name + (" (OpenMP default waiting)" if args.omp_active else "")
+            results["sections"][key] = json.loads(out.read_text())
+            out.unlink()
+        took = write_results(args.out, results, base, t0, command)  # after each section: a killed run keeps them
+    log(f"wrote {args.out / 'README.md'} ({took:.0f}s)")
+    return 0
+
+
+def write_results(out_dir: Path, results: dict, base: dict | None, t0: float, command: str) -> float:
+    """results.json and README.md from the sections run so far. A partial run (``base``: the
+    previous figures) replaces the sections it ran; one that failed keeps its previous figures
+    and is listed as failed. Returns the seconds taken so far."""
+    import report
+
     results["load_after"] = os.getloadavg()
     results["total_seconds"] = took = round(time.perf_counter() - t0, 1)
-    results["command"] = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    results["command"] = command
+    merged = results
     if base is not None:
         run = {k: results[k] for k in ("command", "started", "load_before", "load_after", "total_seconds",
                                         "omp_wait_policy")}
-        run["sections"] = list(results["sections"])
-        base.setdefault("partial_runs", []).append(run)
-        base["sections"].update(results["sections"])
-        results = base
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
-    import report
-
-    (args.out / "README.md").write_text(report.render(results))
-    log(f"wrote {args.out / 'README.md'} ({took:.0f}s)")
-    return 0
+        failed = [k for k, v in results["sections"].items() if "error" in v and k in base["sections"]]
+        run["sections"] = [k for k in results["sections"] if k not in failed]
+        run["failed"] = failed
+        merged = json.loads(json.dumps(base))
+        merged.setdefault("partial_runs", []).append(run)
+        merged["sections"].update({k: v for k, v in results["sections"].items() if k not in failed})
+    for name, text in (("results.json", json.dumps(merged, indent=1)), ("README.md", report.render(merged))):
+        tmp = out_dir / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(out_dir / name)
+    return took
 
 
 if __name__ == "__main__":
