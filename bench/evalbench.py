@@ -113,7 +113,7 @@ class BusyProcess:
         self.proc.wait()
 
 
-def time_rounds(calls: dict, *, busy: bool, first: dict | None = None, log=print) -> dict:
+def time_rounds(calls: dict, *, busy: bool, log=print) -> dict:
     """``{condition: {name: [seconds]}}``: each call of ``calls`` (name -> (fn, reps)) timed in
     interleaved rounds; with ``busy``, every round runs once quiet and once next to a
     :class:`BusyProcess` (the conditions alternate, so slow drifts of the machine hit both).
@@ -135,14 +135,13 @@ def time_rounds(calls: dict, *, busy: bool, first: dict | None = None, log=print
         finally:
             gc.enable()
 
-    first = first or {}  # a quiet time already measured counts as that call's first quiet round
     conds = ("quiet", "busy") if busy else ("quiet",)
-    times = {c: {n: [first[n]] if c == "quiet" and n in first else [] for n in calls} for c in conds}
+    times = {c: {n: [] for n in calls} for c in conds}
     for r in range(max(reps for _, reps in calls.values())):
         for c in conds:
             with BusyProcess() if c == "busy" else contextlib.nullcontext():
                 for n, (f, reps) in calls.items():
-                    if r < reps and not (c == "quiet" and r == 0 and n in first):
+                    if r < reps:
                         times[c][n].append(timed(f))
             log(f"round {r + 1} {c}: " + ", ".join(f"{n} {v[-1]:.3f}s" for n, v in times[c].items() if v))
     return times
@@ -187,7 +186,9 @@ def run_scale(label: str, split: Split, scores, *, reps: int, sample: int | None
         out["memory"] = {"rss_before": base, "rss_peak": rss_peak(), "peak_reset": can_reset,
                          "dense_matrix_bytes": int(len(full_users)) * n_items * 4,
                          "score_block_bytes": bsz * n_items * 4}
-    log(f"[{label}] mmbench first pass {first:.2f}s")
+    log(f"[{label}] mmbench first pass {first:.2f}s (not timed: it builds the split's lists and layout once, "
+        "as the peers' set-up does)")
+    out["first_pass_s"] = round(first, 4)
     ref_sub = evaluate_ranking(scores, sub_split, "test", names) if sample else ref_full
     n_rel_full = np.diff(split.csr("test")[0])[ref_full.users].astype(float)
     n_rel_sub = np.diff(sub_split.csr("test")[0])[ref_sub.users].astype(float)
@@ -253,7 +254,7 @@ def run_scale(label: str, split: Split, scores, *, reps: int, sample: int | None
     calls = {"mmbench": (ours_full, ours_reps), "bare bound": (lambda: P.bare_bound(scores, full_users, max(ks), bsz),
                                                               ours_reps)}
     calls.update({m: (f, reps) for m, (f, _) in methods.items()})
-    times = time_rounds(calls, busy=busy, first={"mmbench": first}, log=lambda msg: log(f"[{label}] {msg}"))
+    times = time_rounds(calls, busy=busy, log=lambda msg: log(f"[{label}] {msg}"))
     n_full = len(full_users)
     for cond, by_method in times.items():
         stats = {m: pass_stats(ts, methods[m][1] if m in methods else n_full, n_full)
