@@ -92,7 +92,8 @@ def render(res: dict) -> str:
     for run in res.get("partial_runs", []):
         failed = f"; failed, previous figures kept: {', '.join(run['failed'])}" if run.get("failed") else ""
         out += [f"Also `{run['command'].strip()}` ({', '.join(run['sections'])}{failed}; "
-                f"OMP_WAIT_POLICY={run.get('omp_wait_policy') or 'default'}), run {run['started']}, "
+                f"OMP_WAIT_POLICY={run.get('omp_wait_policy') or 'default'}"
+                f"{'; malloc keeps freed memory' if run.get('keep_freed_memory') else ''}), run {run['started']}, "
                 f"load before {', '.join(f'{x:.1f}' for x in run['load_before'])}, "
                 f"after {', '.join(f'{x:.1f}' for x in run['load_after'])}.", ""]
     out += _summary(secs)
@@ -249,8 +250,10 @@ def _notes() -> list[str]:
             "temporary arrays of the top-k live in buffers reused from batch to batch: fresh multi-MB arrays "
             "cost about as much in page faults as the work done in them. The model's own score block still "
             "page-faults in mmbench's pass and not in the bare loop, depending on how glibc places it among the "
-            "other allocations (0.3-0.5 s of system time per 50k pass here); an allocator that keeps freed "
-            "memory (jemalloc, tcmalloc) removes that for every evaluator. Scoring the synthetic model in "
+            "other allocations (0.3-0.7 s of system time per 50k pass here, most of the gap to the bound); "
+            "an allocator that keeps freed memory (jemalloc, tcmalloc, or `run.py --keep-freed-memory`, which "
+            "tells glibc so for every evaluator) removes it: mmbench's pass then takes about the bound's CPU time. "
+            "Scoring the synthetic model in "
             "item tiles of 8k was 10-20% faster at Elec scale (the tile stays in cache), but that is a model's "
             "own business (its `score()` may build its block in tiles): no item-subset scoring API was added, "
             "the exact top-k already reads the block once.",

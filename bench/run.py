@@ -172,6 +172,9 @@ def main(argv=None) -> int:
     ap.add_argument("--train-seeds-1m", type=int, default=None, help="the same on 1M interactions (default 3; quick 2)")
     ap.add_argument("--no-busy", dest="busy", action="store_false",
                     help="time the evaluators only as the machine is (default: also next to one busy process)")
+    ap.add_argument("--keep-freed-memory", action="store_true",
+                    help="run every section with glibc malloc keeping freed memory (MALLOC_MMAP_THRESHOLD_, "
+                         "MALLOC_TRIM_THRESHOLD_): no page faults from re-allocated score blocks (see README)")
     ap.add_argument("--omp-active", action="store_true",
                     help="keep OpenMP's default busy-waiting (default here: OMP_WAIT_POLICY=PASSIVE, see README)")
     ap.add_argument("--out", type=Path, default=HERE, help="where results.json and README.md go")
@@ -194,8 +197,11 @@ def main(argv=None) -> int:
     else:
         env.pop("OMP_WAIT_POLICY", None)
     env.setdefault("PYTHONWARNINGS", "ignore")
+    if args.keep_freed_memory:
+        env.update(MALLOC_MMAP_THRESHOLD_=str(1 << 32), MALLOC_TRIM_THRESHOLD_=str(1 << 32))
     results = {"started": _dt.datetime.now().isoformat(timespec="seconds"), "argv": sys.argv[1:],
                "machine": machine(), "load_before": os.getloadavg(), "omp_wait_policy": env.get("OMP_WAIT_POLICY"),
+               "keep_freed_memory": args.keep_freed_memory,
                "sections": {}}
     prev = args.out / "results.json"
     base = None
@@ -235,7 +241,7 @@ def write_results(out_dir: Path, results: dict, base: dict | None, t0: float, co
     merged = results
     if base is not None:
         run = {k: results[k] for k in ("command", "started", "load_before", "load_after", "total_seconds",
-                                        "omp_wait_policy")}
+                                        "omp_wait_policy", "keep_freed_memory")}
         failed = [k for k, v in results["sections"].items() if "error" in v and k in base["sections"]]
         run["sections"] = [k for k in results["sections"] if k not in failed]
         run["failed"] = failed
