@@ -62,8 +62,10 @@ def _finals(suite, model_part):
 
 def test_rows_are_mean_std_and_ci_of_the_records(board):
     lb = lbm.build(board, board.results_dir())
-    # the noisy oracle of the test items is first on test; then the valid oracle, then popularity
-    assert [r.key for r in lb.rows] == ["oracle-test-noisy", "oracle", "pop"]
+    # the noisy oracle of the test items is first on test, then popularity; the valid oracle
+    # scores every test candidate 0 (valid items are masked at test), so ties rank its
+    # candidates by item index: below popularity
+    assert [r.key for r in lb.rows] == ["oracle-test-noisy", "pop", "oracle"]
     assert lb.rejected == [] and lb.failed == []
     oracle = lb.row("oracle")
     assert oracle.params == {"noise": 0.0, "target": "valid", "explode": False} and oracle.seeds == [0, 1, 2]
@@ -91,7 +93,7 @@ def test_significance_against_the_best(board):
                                          "fisher_holm"}
     assert best.key not in lb.main_tests and "ndcg@10" not in best.marks
     md = lbm.to_markdown(lb, board)
-    row = next(line for line in md.splitlines() if line.startswith("| 3 "))
+    row = next(line for line in md.splitlines() if line.startswith("| 2 "))
     assert "pop" in row and "†" in row
     best_row = next(line for line in md.splitlines() if line.startswith("| 1 "))
     assert "**" in best_row and "†" not in best_row.split("|")[3]
@@ -178,7 +180,7 @@ def test_rebuild_gives_identical_bytes_and_check_sees_any_change(board):
         assert not re.search(r"20\d\d-\d\d-\d\dT", text), name
     (out / "leaderboard.csv").write_bytes(first["leaderboard.csv"].replace(b"pop", b"p0p", 1))
     problems = lbm.check(lbm.build(board, board.results_dir()), board)
-    assert problems == ["leaderboard.csv: differs from a rebuild at line 4"]
+    assert problems == ["leaderboard.csv: differs from a rebuild at line 3"]  # pop's row: the second
     (out / "index.html").unlink()
     assert "index.html: missing" in lbm.check(lbm.build(board, board.results_dir()), board)
 
@@ -227,11 +229,11 @@ def test_csv_and_json_carry_the_same_numbers(board):
     lb = lbm.build(board, board.results_dir())
     rows = list(csv.DictReader(io.StringIO(lbm.to_csv(lb))))
     data = json.loads(lbm.to_json(lb))
-    assert [r["model"] for r in rows] == [r["model"] for r in data["rows"]] == ["oracle-test-noisy", "oracle", "pop"]
+    assert [r["model"] for r in rows] == [r["model"] for r in data["rows"]] == ["oracle-test-noisy", "pop", "oracle"]
     for r, j in zip(rows, data["rows"]):
         assert float(r["ndcg@10_mean"]) == pytest.approx(j["test"]["ndcg@10"]["mean"], abs=1e-6)
         assert float(r["ndcg@10_ci_high"]) == pytest.approx(j["test"]["ndcg@10"]["ci_high"], abs=1e-6)
-    assert data["rows"][1]["selection"]["method"] == "grid" and data["rows"][1]["distribution"] == "fake-oracle"
+    assert data["rows"][2]["selection"]["method"] == "grid" and data["rows"][2]["distribution"] == "fake-oracle"
     assert data["identity"]["protocol_hash"] == lb.protocol_hash and data["significance"]["correction"] == "holm"
 
 
