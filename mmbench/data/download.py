@@ -33,7 +33,7 @@ from ..io import open_regular, sha256_file, storage
 from . import transfer
 from .transfer import Stalled
 
-__all__ = ["Source", "resolve_url", "mirror_list", "fetch", "fetch_all", "MIRROR_ENV"]
+__all__ = ["Source", "resolve_url", "mirror_list", "mirror_urls", "fetch", "fetch_all", "MIRROR_ENV"]
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +108,12 @@ def resolve_url(source: Source, mirror: str | os.PathLike | None = None) -> str:
     ``source.url``.
 
     ``mirror=None`` falls back to ``$MMBENCH_MIRROR`` (empty means unset; a list: its first
-    entry, see :func:`mirror_urls`). A mirror that is a local path is returned as a
-    ``file://`` URL.
+    entry, see :func:`mirror_urls`); ``""`` means the origin. A mirror that is a local path
+    is returned as a ``file://`` URL.
     """
     if mirror is None:
         mirror = next(iter(mirror_list()), None)
-    if mirror is None:
+    if not mirror:  # "" names no mirror: the origin
         url = source.url
     else:
         mirror = os.fspath(mirror)
@@ -453,6 +453,25 @@ def _finish(part: Path, final: Path, source: Source, total: int | None, url: str
     return final
 
 
+def _first_of(urls: list[str], part: Path, final: Path, source: Source, *, progress: bool, **http: Any) -> Path:
+    """The file from the first of ``urls`` that yields it verified (a mirror list, in order)."""
+    errors = []
+    for url in urls:
+        try:
+            log.info("fetching %s -> %s", url, final)
+            if urllib.parse.urlparse(url).scheme.lower() == "file":
+                total: int | None = _copy_local(url, part, source, progress)
+            else:
+                total = _download_http(url, part, source, progress=progress, **http)
+            return _finish(part, final, source, total, url)
+        except DownloadError as e:
+            if len(urls) == 1:
+                raise
+            errors.append(f"{url}: {e}")
+            part.unlink(missing_ok=True)  # the next mirror starts from zero
+    raise DownloadError(f"no mirror of the list has it: {' | '.join(errors)}", where=str(final), hint=_MIRROR_HINT)
+
+
 def fetch(source: Source, dest_dir: str | os.PathLike, *, mirror: str | os.PathLike | None = None,
           retries: int = 3, backoff: float = 1.0, timeout: float = 30.0, progress: bool = True,
           force: bool = False) -> Path:
@@ -469,7 +488,7 @@ def fetch(source: Source, dest_dir: str | os.PathLike, *, mirror: str | os.PathL
     name = source.name
     final = dest_dir / name
     part = dest_dir / f"{name}.part"
-    url = resolve_url(source, mirror)
+    urls = mirror_urls(source, mirror)
 
     with _locked(dest_dir, name):
         existing_problem: str | None = None
@@ -487,13 +506,8 @@ def fetch(source: Source, dest_dir: str | os.PathLike, *, mirror: str | os.PathL
             else:
                 part.unlink(missing_ok=True)  # force: do not resume from an old partial
         try:
-            log.info("fetching %s -> %s", url, final)
-            if urllib.parse.urlparse(url).scheme.lower() == "file":
-                total: int | None = _copy_local(url, part, source, progress)
-            else:
-                total = _download_http(url, part, source, retries=max(0, int(retries)),
-                                       backoff=backoff, timeout=timeout, progress=progress)
-            return _finish(part, final, source, total, url)
+            return _first_of(urls, part, final, source, retries=max(0, int(retries)), backoff=backoff,
+                             timeout=timeout, progress=progress)
         except DownloadError as e:
             if existing_problem is None:
                 raise

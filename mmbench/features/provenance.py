@@ -34,15 +34,36 @@ def declared(card, key: str, reads: str | None = None, *, resplit: bool = False)
     return out
 
 
+def resplit(ds, card) -> bool:
+    """Whether the prepared ``ds`` is filtered or split otherwise than ``card``'s default protocol."""
+    return ds.manifest.get("filters") != card.filters or ds.manifest.get("split") != card.split
+
+
 def of_feature(feature) -> dict:
     """The provenance a stored feature carries (:data:`UNKNOWN` for one stored without it)."""
     return dict(feature.meta.get("provenance") or UNKNOWN)
 
 
+def leaking(features: dict) -> list[str]:
+    """The keys of ``features`` (key -> stored Feature) derived from interactions beyond the
+    training split: what a run record lists as ``features_leak``."""
+    return sorted(k for k, f in features.items() if of_feature(f)["leaks"])
+
+
+def card_lines(card) -> list[str]:
+    """``key: provenance`` for each feature the card names (shipped, derived, text variants)
+    and each input it renders (``text``, media), declared or not."""
+    data = card.data
+    keys = sorted(set(data.get("features", {})) | set(data.get("derived", {}))
+                  | set(data.get("text", {}).get("variants", {})))
+    inputs = (["text"] if "text" in data else []) + sorted(data.get("media", {}))
+    return [f"{key}: {describe(declared(card, key))}" for key in keys + inputs]
+
+
 def describe(prov: dict) -> str:
     """One line for people: where the feature comes from, and a warning when it leaks."""
     if prov["interactions"] == "unknown":
-        return "provenance unknown (the card does not declare this feature)"
+        return "provenance unknown (not declared by the card)"
     kind = "user behaviour" if prov["behaviour"] else "no user behaviour"
     text = f"{prov['source']} ({kind}; interactions: {prov['interactions']})"
     if prov["leaks"]:
