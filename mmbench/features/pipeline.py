@@ -148,6 +148,7 @@ def build_derived(ds, card, *, keys: list[str] | None = None, force: bool = Fals
     """Compute the card's ``[derived]`` features (all, or ``keys``) into ``ds``'s store."""
     from ..data.prepare import record_features
     from .derived import build
+    from .provenance import declared, resplit
 
     recipes = card.data.get("derived", {})
     if keys:
@@ -163,6 +164,7 @@ def build_derived(ds, card, *, keys: list[str] | None = None, force: bool = Fals
             out.append(store.get(key))
             continue
         values, mask, meta = build(ds, view, key, dict(recipes[key]), Path(folder))
-        out.append(store.put(key, values, mask, meta={**meta, "source": "derived", "card": card.name}))
+        out.append(store.put(key, values, mask, meta={**meta, "source": "derived", "card": card.name,
+                                                      "provenance": declared(card, key, resplit=resplit(ds, card))}))
     record_features(ds)
     return out
