@@ -11,6 +11,10 @@ it carries validation metrics only, the test split is never evaluated for it. Th
 configuration is then run as a *final* record (``stage = "final"``, the default) whose
 ``selection`` lists the candidates and their validation values.
 
+``features_leak`` lists the record's features derived from interactions beyond the
+training split (as their dataset card declares, :mod:`mmbench.features.provenance`): a
+leaderboard marks the rows that read one.
+
 A failed record never blocks a rerun: the rerun moves it aside as history
 (``seed<N>.failed-<k>.json``, never read as a record) and takes its place.
 """
@@ -136,7 +140,20 @@ def validate_record(rec: Any, where: str) -> dict:
     for key in ("name", "fingerprint"):
         if not isinstance(rec["dataset"].get(key), str):
             raise RecordError(f"field 'dataset.{key}' missing", where=where)
+    _check_leak(rec, where)
     return rec
+
+
+def _check_leak(rec: dict, where: str) -> None:
+    """``features_leak`` (absent in records made before provenance was recorded): the keys of
+    ``features`` derived from interactions beyond the training split."""
+    leak = rec.get("features_leak", [])
+    if not isinstance(leak, list) or not all(isinstance(k, str) for k in leak):
+        raise RecordError("field 'features_leak' must be a list of feature keys", where=where)
+    stray = sorted(set(leak) - set(rec["features"]))
+    if stray:
+        raise RecordError(f"features_leak names {stray[0]!r}, which is not among the record's features",
+                          where=where)
 
 
 def write_record(path: Path, rec: dict, per_user: dict[str, np.ndarray] | None = None) -> None:

@@ -152,11 +152,13 @@ class _Job:
 
     def header(self, features: dict) -> dict:
         from .env import environment
+        from .features.provenance import leaking
 
         spec = self.spec
         return {
             "schema": SCHEMA, "status": "ok", "suite": self.suite, "dataset": self.dataset.identity(),
             "features": {k: f.fingerprint for k, f in sorted(features.items())},
+            "features_leak": leaking(features),  # those derived from interactions beyond train
             "model": {"name": spec.name, "class": f"{spec.cls.__module__}.{spec.cls.__qualname__}",
                       "distribution": spec.distribution, "version": spec.version, "task": self.task,
                       "params": self.params, "params_hash": self.params_hash},

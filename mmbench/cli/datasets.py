@@ -52,6 +52,7 @@ def datasets_info(name):
     """The card of NAME, its licence, and its statistics once prepared."""
     from ..data.cards import find_card, source_label
     from ..data.prepare import prepare_dir_for
+    from ..features.provenance import card_lines
     from ..io import read_json
 
     card = find_card(name)
@@ -67,6 +68,8 @@ def datasets_info(name):
         click.echo(f"source:     {s['name']}: {source_label(s)}" + (f"  ({s['note']})" if s.get("note") else ""))
     click.echo(f"filters:    {json.dumps(card.filters, sort_keys=True)}")
     click.echo(f"split:      {json.dumps(card.split, sort_keys=True)}")
+    for line in card_lines(card):
+        click.echo(f"provenance: {line}")
     if card.data.get("stats"):
         click.echo("published:  " + ", ".join(f"{k} {v}" for k, v in card.data["stats"].items()))
     for src in card.sources:
@@ -81,8 +84,10 @@ def datasets_info(name):
             for k in ("train", "valid", "test"):
                 v = st["splits"][k]
                 click.echo(f"  {k:<6} {v['interactions']} interactions, {v['users']} users, {v['items']} items")
+            leaks = {k for k, p in man.get("feature_provenance", {}).items() if p.get("leaks")}
             for key, fp in sorted(man.get("features", {}).items()):
-                click.echo(f"feature:    {key}  {fp[:16]}")
+                click.echo(f"feature:    {key}  {fp[:16]}" + ("  LEAKS (derived from interactions beyond train)"
+                                                               if key in leaks else ""))
             break
     else:
         click.echo("not prepared yet: run `mmbench prepare " + card.name + "`")

@@ -41,7 +41,8 @@ def features_list(dataset, mirror):
               help="Encoder: registered name, feature key or alias (minilm, efficientnet, logmel, mfcc).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N, mps.")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Items per resumable batch.")
-@click.option("--key", default=None, help="Feature key to store (default <modality>/<encoder name>).")
+@click.option("--key", default=None, help="Feature key to store (default <modality>/<encoder name>); a text variant's key "
+              "([text.variants] of the card) encodes that variant's text.")
 @click.option("--force", is_flag=True, help="Replace an existing feature of that key.")
 @click.option("--mirror", default=None, envvar="MMBENCH_MIRROR", help="Directory or URL replacing the origin.")
 def features_extract(dataset, modality, encoder_name, device, batch_size, key, force, mirror):
@@ -66,18 +67,19 @@ def features_extract(dataset, modality, encoder_name, device, batch_size, key, f
 @click.option("--force", is_flag=True, help="Recompute features that exist.")
 @click.option("--mirror", default=None, envvar="MMBENCH_MIRROR", help="Directory or URL replacing the origin.")
 def features_build_defaults(dataset, no_text, device, force, mirror):
-    """The card's derived features ([derived]: e.g. genre multi-hot, KG) and, if it has [text], MiniLM text."""
-    from ..features.pipeline import build_derived, extract, resolve_encoder
+    """The card's derived features ([derived]: e.g. genre multi-hot, KG) and, if it has [text], MiniLM
+    of its text and of each text variant ([text.variants])."""
+    from ..features.pipeline import build_derived, extract, resolve_encoder, text_variants
 
     card, ds = _prepared(dataset, mirror)
     for f in build_derived(ds, card, force=force, mirror=mirror):
         click.echo(f"{f.key:<24} {f.dim:>5}-d  missing {int((~f.mask).sum())}/{len(f.mask)}  {f.fingerprint[:16]}")
     if not no_text and card.data.get("text"):
         enc = resolve_encoder("minilm", "text")
-        if enc.key in ds.features and not force:
-            f = ds.features.get(enc.key)
-            click.echo(f"{f.key:<24} {f.dim:>5}-d  (exists)")
-        else:
-            f, rep = extract(ds, card, "text", enc, force=force, device=device, mirror=mirror)
+        for key in [enc.key] + text_variants(card):
+            if key in ds.features and not force:
+                click.echo(f"{key:<24} {ds.features.get(key).dim:>5}-d  (exists)")
+                continue
+            f, rep = extract(ds, card, "text", enc, key=key, force=force, device=device, mirror=mirror)
             click.echo(f"{f.key:<24} {f.dim:>5}-d  missing {rep.n_missing}/{rep.n_items}  {f.fingerprint[:16]}  "
                        f"{rep.items_per_s:.1f} items/s")

@@ -19,6 +19,7 @@ from ..names import check_feature_key, check_name
 from ..schema import ArrayOf, ListOf, Table, load_toml, validate
 
 FEATURE_ROWS = ("item-id", "items-file", "id-mapping")
+INTERACTIONS = ("none", "train", "all")  # which interactions a feature was derived from (see [provenance])
 SPLIT_METHODS = ("random_ratio", "temporal_ratio", "temporal_loo", "random_loo", "preset")
 
 FILTERS_SPEC = {
@@ -58,6 +59,23 @@ SOURCE_SPEC = {
     "manual": (bool, False),  # the origin needs a browser (e.g. a Drive folder): only a mirror is fetched
     "roles": Table({}, open=True),  # role -> file name for this source, overriding [files]
 }
+PROVENANCE_SPEC = {  # one feature's (or one input's) origin, in [provenance]
+    "source": (str, True),  # in words: what it was made from
+    "behaviour": (bool, True),  # derived from user behaviour (tags, reviews, co-listens)?
+    "interactions": (str, True),  # INTERACTIONS: which interactions it was derived from
+}
+TEXT_SPEC = {
+    "fields": (ListOf(str), True),
+    "template": (str, False),
+    "replace": (ListOf(ListOf(str)), False),  # [[old, new], ...] applied to each field
+}
+TEXT_VARIANT_SPEC = {  # [text.variants."<feature key>"]: another text per item, from its own file
+    **TEXT_SPEC,
+    "side_source": (str, False),  # the [[side_sources]] entry holding the file (default: the main source)
+    "file": (str, True),  # a tab-separated table with a header
+    "key": (str, True),  # its column holding the item's id ...
+    "join": (str, True),  # ... matched to this item attribute of the prepared dataset
+}
 CARD_SPEC = {
     "dataset": Table({
         "name": (str, True),
@@ -82,10 +100,13 @@ CARD_SPEC = {
         "timestamp": (str, False), "label": (str, False),
     }),
     "features": Table({}, open=True),  # feature key -> file name (row-aligned .npy)
-    "text": Table({"fields": (ListOf(str), True), "template": (str, False),
-                   "replace": (ListOf(ListOf(str)), False)}),  # [[old, new], ...] applied to each field
+    "text": Table({**TEXT_SPEC, "variants": Table({}, open=True)}),  # variants: feature key -> TEXT_VARIANT_SPEC
     "media": Table({}, open=True),  # modality -> per-item URL or path template, e.g. image = "{pictureURL}"
     "derived": Table({}, open=True),  # feature key -> recipe table (mmbench.features.derived), e.g. genre multi-hot
+    # files some features need beyond the dataset itself (fetched only by them, never by prepare)
+    "side_sources": ArrayOf(SOURCE_SPEC),
+    # feature key (or input: "text", a [media] modality) -> PROVENANCE_SPEC (mmbench.features.provenance)
+    "provenance": Table({}, open=True),
     "filters": Table(FILTERS_SPEC),
     "split": Table(SPLIT_SPEC, required=True),
     "stats": Table({}, open=True),  # published statistics, checked after preparation
@@ -131,6 +152,11 @@ class Card:
     @property
     def sources(self) -> list[dict]:
         return list(self.data["sources"])
+
+    @property
+    def side_sources(self) -> list[dict]:
+        """Files some features need beyond the dataset (``[[side_sources]]``), never fetched by prepare."""
+        return list(self.data.get("side_sources", []))
 
     @property
     def format(self) -> str:
@@ -206,40 +232,92 @@ def load_card(path: str | Path, formats: list[str] | None = None) -> Card:
     """Read and validate a card; ``formats``: the registered format names, when the caller has them."""
     path = Path(path)
     data = load_toml(path)
-    validate(data, CARD_SPEC, where=str(path))
-    validate_filters(data.get("filters", {}), str(path))
-    validate_split(data["split"], str(path))
-    _check_formats(data, str(path), registered_formats() if formats is None else formats)
+    where = str(path)
+    validate(data, CARD_SPEC, where=where)
+    validate_filters(data.get("filters", {}), where)
+    validate_split(data["split"], where)
+    _check_formats(data, where, registered_formats() if formats is None else formats)
     for key in ("name", "version"):  # both become folder names in the data home
-        check_name(data["dataset"][key], f"dataset.{key}", str(path))
-    for i, src in enumerate(data["sources"]):
-        check_name(src["name"], f"sources[{i}].name", str(path))
-        _strings(src.get("roles", {}), f"sources[{i}].roles", str(path))
-        _strings(src.get("checksums", {}), f"sources[{i}].checksums", str(path))
+        check_name(data["dataset"][key], f"dataset.{key}", where)
+    _check_sources(data, where)
     for table in ("files", "features", "media"):
-        _strings(data.get(table, {}), table, str(path))
+        _strings(data.get(table, {}), table, where)
     for key in data.get("features", {}):
-        check_feature_key(key, str(path))
+        check_feature_key(key, where)
     files = data["files"]
     if "interactions" not in files and not {"train", "test"} <= set(files):
-        raise ConfigError("files.interactions is required (the interaction file name)", where=str(path),
+        raise ConfigError("files.interactions is required (the interaction file name)", where=where,
                           hint="or files.train + files.test (+ files.valid) for a split shipped as files")
     rows = data["dataset"].get("feature_rows", "item-id")
     if rows not in FEATURE_ROWS:
-        raise ConfigError(f"dataset.feature_rows {rows!r} is unknown", where=str(path),
+        raise ConfigError(f"dataset.feature_rows {rows!r} is unknown", where=where,
                           hint=f"use one of {', '.join(FEATURE_ROWS)}")
-    for i, src in enumerate(data["sources"]):
-        kinds = [k for k in ("url", "downloads", "package", "path") if src.get(k)]
-        if not kinds:
-            raise ConfigError(f"sources[{i}] needs a url, downloads, a package or a local path", where=str(path))
-        if "url" in kinds and "downloads" in kinds:
-            raise ConfigError(f"sources[{i}] has both url and downloads", where=str(path),
-                              hint="list every file under [[sources.downloads]] instead")
-        for j, d in enumerate(src.get("downloads", [])):
-            if d.get("archive") and len(src["downloads"]) > 1:
-                raise ConfigError(f"sources[{i}].downloads[{j}] is an archive among several downloads",
-                                  where=str(path), hint="an archive must be the only file of its source")
+    _check_text_variants(data, where)
+    _check_provenance(data, where)
     return Card(path=path, data=data, sha256=sha256_file(path))
+
+
+def _check_sources(data: dict, where: str) -> None:
+    """Names (unique over sources and side sources), string tables and one kind of origin each."""
+    seen: set[str] = set()
+    for table in ("sources", "side_sources"):
+        for i, src in enumerate(data.get(table, [])):
+            at = f"{table}[{i}]"
+            check_name(src["name"], f"{at}.name", where)
+            if src["name"] in seen:
+                raise ConfigError(f"{at}.name {src['name']!r} is used twice", where=where,
+                                  hint="sources and side sources need distinct names (each has its own folder)")
+            seen.add(src["name"])
+            _strings(src.get("roles", {}), f"{at}.roles", where)
+            _strings(src.get("checksums", {}), f"{at}.checksums", where)
+            kinds = [k for k in ("url", "downloads", "package", "path") if src.get(k)]
+            if not kinds:
+                raise ConfigError(f"{at} needs a url, downloads, a package or a local path", where=where)
+            if "url" in kinds and "downloads" in kinds:
+                raise ConfigError(f"{at} has both url and downloads", where=where,
+                                  hint="list every file under [[sources.downloads]] instead")
+            for j, d in enumerate(src.get("downloads", [])):
+                if d.get("archive") and len(src["downloads"]) > 1:
+                    raise ConfigError(f"{at}.downloads[{j}] is an archive among several downloads",
+                                      where=where, hint="an archive must be the only file of its source")
+
+
+def _check_text_variants(data: dict, where: str) -> None:
+    """Each ``[text.variants."<key>"]``: a text feature key, its table, a side source the card has."""
+    sides = [s["name"] for s in data.get("side_sources", [])]
+    for key, spec in data.get("text", {}).get("variants", {}).items():
+        at = f"text.variants.{key!r}"
+        check_feature_key(key, where)
+        if not key.startswith("text/"):
+            raise ConfigError(f"{at}: a text variant's key must start with 'text/'", where=where)
+        validate(spec, TEXT_VARIANT_SPEC, where=where, path=at)
+        side = spec.get("side_source")
+        if side is not None and side not in sides:
+            raise ConfigError(f"{at}.side_source {side!r} is not a [[side_sources]] of the card", where=where,
+                              hint=f"side sources: {', '.join(sides) or 'none'}")
+
+
+def _check_provenance(data: dict, where: str) -> None:
+    """Each ``[provenance."<key or input>"]``: a feature key, or an input the card has ("text" for its
+    [text] table, a [media] modality), declared with PROVENANCE_SPEC, consistently."""
+    inputs = (["text"] if "text" in data else []) + sorted(data.get("media", {}))
+    for key, decl in data.get("provenance", {}).items():
+        at = f"provenance.{key!r}"
+        if "/" in key:
+            check_feature_key(key, where)
+        elif key not in inputs:
+            raise ConfigError(f"{at} names neither a feature key ('<modality>/<name>') nor an input of the card",
+                              where=where, hint=f"inputs: {', '.join(inputs) or 'none'}")
+        if not isinstance(decl, dict):
+            raise ConfigError(f"{at} must be a table {{ source, behaviour, interactions }}", where=where)
+        validate(decl, PROVENANCE_SPEC, where=where, path=at)
+        if decl["interactions"] not in INTERACTIONS:
+            raise ConfigError(f"{at}.interactions must be one of {', '.join(INTERACTIONS)}, got "
+                              f"{decl['interactions']!r}", where=where)
+        if not decl["behaviour"] and decl["interactions"] != "none":
+            raise ConfigError(f"{at}: derived from {decl['interactions']!r} interactions but behaviour = false",
+                              where=where, hint="interactions are user behaviour: set behaviour = true, or "
+                                                "interactions = \"none\"")
 
 
 def card_dirs() -> list[Path]:

@@ -9,7 +9,8 @@ Layout in ``dest_dir`` for a source named ``NAME``:
 
 Only ``http``, ``https`` and ``file`` URLs are fetched. A mirror (argument or
 ``$MMBENCH_MIRROR``) replaces the origin: a local directory, a ``file://`` URL or an
-http(s) base URL under which the file is looked up by its name.
+http(s) base URL under which the file is looked up by its name, or a list of them
+separated by ``os.pathsep`` (``DIR1:DIR2``; a URL keeps its own ``:``), tried in order.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from ..io import open_regular, sha256_file, storage
 from . import transfer
 from .transfer import Stalled
 
-__all__ = ["Source", "resolve_url", "fetch", "fetch_all", "MIRROR_ENV"]
+__all__ = ["Source", "resolve_url", "mirror_list", "mirror_urls", "fetch", "fetch_all", "MIRROR_ENV"]
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +88,32 @@ def _is_local_path(text: str) -> bool:
     return scheme == "" or (len(scheme) == 1 and os.name == "nt")  # "C:\\..." on Windows
 
 
-def resolve_url(source: Source, mirror: str | os.PathLike | None = None) -> str:
-    """The URL ``fetch`` will read: ``<mirror>/<name>`` when a mirror is set, else ``source.url``.
+# one entry of a POSIX mirror list: a URL (whose "scheme://host:port" colons are not separators) or a path
+_MIRROR_ITEM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/:]*(?::\d+)?[^:]*|[^:]+")
 
-    ``mirror=None`` falls back to ``$MMBENCH_MIRROR`` (empty means unset). A mirror that is a
-    local path is returned as a ``file://`` URL.
+
+def mirror_list(mirror: str | os.PathLike | None = None) -> list[str]:
+    """The mirrors of ``mirror`` (default ``$MMBENCH_MIRROR``), a list separated by ``os.pathsep``
+    in which a URL keeps its own colons; empty when none is set."""
+    if mirror is None:
+        mirror = os.environ.get(MIRROR_ENV) or ""
+    text = os.fspath(mirror)
+    if os.pathsep != ":":
+        return [m for m in text.split(os.pathsep) if m]
+    return _MIRROR_ITEM.findall(text)
+
+
+def resolve_url(source: Source, mirror: str | os.PathLike | None = None) -> str:
+    """The URL ``fetch`` reads from one mirror: ``<mirror>/<name>`` when a mirror is set, else
+    ``source.url``.
+
+    ``mirror=None`` falls back to ``$MMBENCH_MIRROR`` (empty means unset; a list: its first
+    entry, see :func:`mirror_urls`); ``""`` means the origin. A mirror that is a local path
+    is returned as a ``file://`` URL.
     """
     if mirror is None:
-        mirror = os.environ.get(MIRROR_ENV) or None
-    if mirror is None:
+        mirror = next(iter(mirror_list()), None)
+    if not mirror:  # "" names no mirror: the origin
         url = source.url
     else:
         mirror = os.fspath(mirror)
@@ -110,6 +128,11 @@ def resolve_url(source: Source, mirror: str | os.PathLike | None = None) -> str:
             hint="only http, https and file URLs (or a local mirror directory) are fetched",
         )
     return url
+
+
+def mirror_urls(source: Source, mirror: str | os.PathLike | None = None) -> list[str]:
+    """The URLs ``fetch`` tries in order: the file under each mirror of the list, else the origin."""
+    return [resolve_url(source, m) for m in mirror_list(mirror)] or [resolve_url(source, "")]
 
 
 def _file_url_path(url: str) -> Path:
@@ -430,6 +453,25 @@ def _finish(part: Path, final: Path, source: Source, total: int | None, url: str
     return final
 
 
+def _first_of(urls: list[str], part: Path, final: Path, source: Source, *, progress: bool, **http: Any) -> Path:
+    """The file from the first of ``urls`` that yields it verified (a mirror list, in order)."""
+    errors = []
+    for url in urls:
+        try:
+            log.info("fetching %s -> %s", url, final)
+            if urllib.parse.urlparse(url).scheme.lower() == "file":
+                total: int | None = _copy_local(url, part, source, progress)
+            else:
+                total = _download_http(url, part, source, progress=progress, **http)
+            return _finish(part, final, source, total, url)
+        except DownloadError as e:
+            if len(urls) == 1:
+                raise
+            errors.append(f"{url}: {e}")
+            part.unlink(missing_ok=True)  # the next mirror starts from zero
+    raise DownloadError(f"no mirror of the list has it: {' | '.join(errors)}", where=str(final), hint=_MIRROR_HINT)
+
+
 def fetch(source: Source, dest_dir: str | os.PathLike, *, mirror: str | os.PathLike | None = None,
           retries: int = 3, backoff: float = 1.0, timeout: float = 30.0, progress: bool = True,
           force: bool = False) -> Path:
@@ -446,7 +488,7 @@ def fetch(source: Source, dest_dir: str | os.PathLike, *, mirror: str | os.PathL
     name = source.name
     final = dest_dir / name
     part = dest_dir / f"{name}.part"
-    url = resolve_url(source, mirror)
+    urls = mirror_urls(source, mirror)
 
     with _locked(dest_dir, name):
         existing_problem: str | None = None
@@ -464,13 +506,8 @@ def fetch(source: Source, dest_dir: str | os.PathLike, *, mirror: str | os.PathL
             else:
                 part.unlink(missing_ok=True)  # force: do not resume from an old partial
         try:
-            log.info("fetching %s -> %s", url, final)
-            if urllib.parse.urlparse(url).scheme.lower() == "file":
-                total: int | None = _copy_local(url, part, source, progress)
-            else:
-                total = _download_http(url, part, source, retries=max(0, int(retries)),
-                                       backoff=backoff, timeout=timeout, progress=progress)
-            return _finish(part, final, source, total, url)
+            return _first_of(urls, part, final, source, retries=max(0, int(retries)), backoff=backoff,
+                             timeout=timeout, progress=progress)
         except DownloadError as e:
             if existing_problem is None:
                 raise

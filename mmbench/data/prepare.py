@@ -20,7 +20,7 @@ from ..errors import DataError
 from ..io import atomic_write_bytes, atomic_write_text, hash_params, sha256_file, storage, write_json
 from ..names import inside
 from ..paths import prepared_dir
-from .cards import Card, validate_filters, validate_split
+from .cards import Card, source_label, validate_filters, validate_split
 from .dataset import COLUMNS, PreparedDataset, split_fingerprint
 from .filters import drop_duplicates, k_core, min_rating
 from .formats import Format, Interactions, get_format
@@ -38,6 +38,25 @@ def _package_dir(package: str, sub: str, where: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / sub
 
 
+def _folder_of(card: Card, src: dict, mirror: str | None) -> Path:
+    """The local folder holding the files of ``src`` (a package's, a local one, or fetched)."""
+    if src.get("package"):
+        folder = _package_dir(src["package"], src.get("path", ""), str(card.path))
+        if not folder.is_dir():
+            raise DataError(f"folder {folder} not found in package {src['package']!r}", where=str(card.path))
+        return folder
+    if not (src.get("url") or src.get("downloads")):  # a local folder (e.g. written by `mmbench import`)
+        folder = Path(src["path"]).expanduser()
+        if not folder.is_absolute():
+            folder = card.path.parent / folder
+        if not folder.is_dir():
+            raise DataError(f"source folder {folder} not found", where=str(card.path))
+        return folder
+    from .sources import fetch_source  # download layer (only for URL sources)
+
+    return fetch_source(card, src, mirror=mirror)
+
+
 def resolve_source(card: Card, source: str | None = None, mirror: str | None = None) -> tuple[dict, Path]:
     """Choose a source of the card and return it with the local folder holding its files."""
     sources = card.sources
@@ -49,26 +68,30 @@ def resolve_source(card: Card, source: str | None = None, mirror: str | None = N
     errors = []
     for src in sources:
         try:
-            if src.get("package"):
-                folder = _package_dir(src["package"], src.get("path", ""), str(card.path))
-                if not folder.is_dir():
-                    raise DataError(f"folder {folder} not found in package {src['package']!r}", where=str(card.path))
-                return src, folder
-            if not (src.get("url") or src.get("downloads")):  # a local folder (e.g. written by `mmbench import`)
-                folder = Path(src["path"]).expanduser()
-                if not folder.is_absolute():
-                    folder = card.path.parent / folder
-                if not folder.is_dir():
-                    raise DataError(f"source folder {folder} not found", where=str(card.path))
-                return src, folder
-            from .sources import fetch_source  # download layer (only for URL sources)
-
-            return src, fetch_source(card, src, mirror=mirror)
+            return src, _folder_of(card, src, mirror)
         except DataError as e:
             errors.append(str(e))
             if source is not None or len(sources) == 1:
                 raise
     raise DataError("no source of the card could be used: " + " | ".join(errors), where=str(card.path))
+
+
+def side_source_folder(card: Card, name: str, mirror: str | None = None, *, needed_by: str = "") -> Path:
+    """The folder of the card's side source ``name`` (``[[side_sources]]``: files some features
+    need beyond the dataset), fetched on first use; a failure says what needs it and how to
+    provide it."""
+    src = next(s for s in card.side_sources if s["name"] == name)
+    try:
+        return _folder_of(card, src, mirror)
+    except DataError as e:
+        from .sources import source_files
+
+        names = ", ".join([f["file"] if f.get("file") else Path(f["url"]).name for f in source_files(src)]
+                          + sorted(src.get("checksums", {})))
+        raise DataError(f"{needed_by or 'this feature'} needs the side source {name!r} ({source_label(src)}), "
+                        f"which could not be fetched: {e}", where=str(card.path),
+                        hint=f"add a folder holding {names} to the mirror list (MMBENCH_MIRROR=DIR{os.pathsep}DIR2 "
+                             f"or --mirror), or let it download") from None
 
 
 def _verify_checksums(src: dict, folder: Path, files: list[str], where: str) -> dict[str, str]:
@@ -305,7 +328,8 @@ def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out:
             table = _side_table(fmt, card, folder, role, ids)
             if table is not None:
                 atomic_write_text(tmp / fname, table)
-        features = _copy_card_features(fmt, card, folder, tmp, item_ids.tolist(), n_source)
+        features, provenance = _copy_card_features(fmt, card, folder, tmp, item_ids.tolist(), n_source,
+                                                   resplit=not defaults)
         write_json(tmp / "manifest.json", {
             "schema": PREPARED_SCHEMA,
             "dataset": {"name": card.name, "version": card.version, "title": card.meta["title"],
@@ -318,6 +342,7 @@ def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out:
             "files": files_written,
             "stats": stats,
             "features": features,
+            "feature_provenance": provenance,
             "mmbench_version": __version__,
         })
         _put_in_place(tmp, out)
@@ -328,8 +353,10 @@ def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out:
 
 
 def _copy_card_features(fmt: Format, card: Card, folder: Path, out: Path, raw_ids: list[str],
-                        n_source: int | None = None) -> dict[str, str]:
-    """Row-aligned feature files named by the card go into the feature store; returns key -> fingerprint.
+                        n_source: int | None = None, resplit: bool = False) -> tuple[dict[str, str], dict[str, dict]]:
+    """Row-aligned feature files named by the card go into the feature store, each with the
+    provenance the card declares (``resplit``: the dataset is split otherwise than the card's
+    default); returns key -> fingerprint and key -> provenance.
 
     A file that is absent is skipped (sources may ship only some features); one that is
     present must be a 2-D finite numeric matrix with one row per item of the source
@@ -337,12 +364,13 @@ def _copy_card_features(fmt: Format, card: Card, folder: Path, out: Path, raw_id
     """
     feats = card.data.get("features", {})
     if not feats:
-        return {}
+        return {}, {}
+    from ..features.provenance import declared
     from ..features.store import FeatureStore, load_npy, validate_matrix
 
     store = FeatureStore(out / "features", len(raw_ids))
     rows = None
-    out_fp = {}
+    out_fp, out_prov = {}, {}
     for key, fname in sorted(feats.items()):
         p = folder / str(fname)
         if not (p.exists() or p.is_symlink()):
@@ -368,17 +396,20 @@ def _copy_card_features(fmt: Format, card: Card, folder: Path, out: Path, raw_id
                 raise DataError(f"mask has dtype {m.dtype} and shape {m.shape}, expected bool ({len(mat)},)",
                                 where=str(mpath))
             mask = m[rows]
+        prov = declared(card, key, resplit=resplit)
         feat = store.put(key, mat[rows], mask, meta={"source": str(fname), "source_sha256": sha256_file(p),
-                                                     "source_dtype": dtype})
-        out_fp[key] = feat.fingerprint
-    return out_fp
+                                                     "source_dtype": dtype, "provenance": prov})
+        out_fp[key], out_prov[key] = feat.fingerprint, prov
+    return out_fp, out_prov
 
 
 def record_features(target) -> dict[str, str]:
-    """Write the feature store's fingerprints into ``manifest.json`` (atomically); return them.
+    """Write the feature store's fingerprints and provenance into ``manifest.json`` (atomically);
+    return the fingerprints.
 
     ``target`` is a prepared folder or a ``PreparedDataset`` (whose in-memory manifest is updated too).
     """
+    from ..features.provenance import UNKNOWN
     from ..features.store import FeatureStore
     from ..io import read_json
 
@@ -388,13 +419,14 @@ def record_features(target) -> dict[str, str]:
     with FileLock(str(path) + ".manifest.lock"):  # read-modify-write: one process at a time
         manifest = read_json(path / "manifest.json")
         store = FeatureStore(path / "features", int(manifest["stats"]["items"]))
-        fps = {key: read_json(store.root / key.replace("/", "__") / "meta.json")["fingerprint"]
-               for key in store.keys()}
-        if manifest.get("features") != fps:
-            manifest["features"] = fps
+        metas = {key: read_json(store.root / key.replace("/", "__") / "meta.json") for key in store.keys()}
+        fps = {key: meta["fingerprint"] for key, meta in metas.items()}
+        provs = {key: meta.get("provenance") or dict(UNKNOWN) for key, meta in metas.items()}
+        if manifest.get("features") != fps or manifest.get("feature_provenance") != provs:
+            manifest["features"], manifest["feature_provenance"] = fps, provs
             write_json(path / "manifest.json", manifest)
     if isinstance(getattr(target, "manifest", None), dict):
-        target.manifest["features"] = dict(fps)
+        target.manifest["features"], target.manifest["feature_provenance"] = dict(fps), provs
     return fps
 
 

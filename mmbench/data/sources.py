@@ -12,7 +12,10 @@ A source is either one archive (``url`` + ``archive = true``) or one or more pla
 with :func:`mmbench.data.archive.extract` (all or nothing, no path traversal), and the
 card's ``checksums`` of extracted or downloaded files are verified before the folder is
 returned. A mirror (``--mirror`` / ``$MMBENCH_MIRROR``: a folder or a base URL) replaces
-every origin: each file is looked up by its file name directly under the mirror.
+every origin: each file is looked up by its file name directly under the mirror (a list
+of mirrors separated by ``os.pathsep`` is tried in order). A mirror without an archive may
+hold its members unpacked instead: then each file the card's ``checksums`` name is fetched
+from it and verified (the others are not read).
 
 Nothing that verified is deleted on a later failure: a checksum mismatch in an archive's
 members removes only the extracted tree (it is rebuilt from the verified archive).
@@ -32,6 +35,7 @@ from .download import MIRROR_ENV, Source, fetch
 __all__ = ["fetch_source", "source_dir", "source_files"]
 
 EXTRACTED = "extracted"
+UNPACKED = "unpacked"  # an archive's members taken one by one from a mirror holding them unpacked
 RETRIES = 3  # retries after the first attempt of each file
 BACKOFF = 1.0  # seconds before the first retry, doubled each time
 
@@ -113,6 +117,14 @@ def _extract_once(archive: Path, target: Path, checksums: dict, strip: str | Non
     return folder
 
 
+def _unpacked(url: str, checksums: dict, folder: Path, **kw) -> Path:
+    """An archive's members from a mirror that holds them unpacked (one file each, by name,
+    each pinned by the card's checksums); only the members the checksums name."""
+    for name, sha in sorted(checksums.items()):
+        fetch(Source(url=url, filename=name, sha256=sha), folder, **kw)
+    return folder
+
+
 def fetch_source(card, src: dict, mirror: str | os.PathLike | None = None, *, progress: bool = True,
                  retries: int | None = None, backoff: float | None = None, timeout: float = 60.0) -> Path:
     """Download (or reuse) every file of ``src`` and return the folder holding the data files."""
@@ -128,11 +140,17 @@ def fetch_source(card, src: dict, mirror: str | os.PathLike | None = None, *, pr
     dest = source_dir(card, src)
     checksums = {k: str(v) for k, v in src.get("checksums", {}).items()}
     downloads = source_files(src)
-    got = [fetch(_as_download(d, checksums, where), dest, mirror=mirror, progress=progress, retries=retries,
-                 backoff=backoff, timeout=timeout) for d in downloads]
+    kw = {"mirror": mirror, "progress": progress, "retries": retries, "backoff": backoff, "timeout": timeout}
     if len(downloads) == 1 and downloads[0].get("archive", src.get("archive", False)):
-        strip = downloads[0].get("strip", src.get("strip"))
-        return _extract_once(got[0], dest / EXTRACTED, checksums, strip)
+        try:
+            got = fetch(_as_download(downloads[0], checksums, where), dest, **kw)
+        except DownloadError:
+            if not (checksums and _mirror_set(mirror)):
+                raise
+            return _unpacked(downloads[0]["url"], checksums, dest / UNPACKED, **kw)
+        return _extract_once(got, dest / EXTRACTED, checksums, downloads[0].get("strip", src.get("strip")))
+    for d in downloads:
+        fetch(_as_download(d, checksums, where), dest, **kw)
     _verify(dest, {k: v for k, v in checksums.items()},
             "the downloaded file differs from the card; check the mirror or the card")
     return dest

@@ -202,11 +202,12 @@ def _warn_failed(key: str, failed_all: dict[int, str], n: int) -> None:
 
 def extract_features(store: FeatureStore, encoder: Any, inputs: list, *, key: str | None = None,
                      batch_size: int = 64, device: str = "cpu", progress: bool = True,
-                     cache_dir: str | Path, keep_cache: bool = False) -> Feature:
+                     cache_dir: str | Path, keep_cache: bool = False, provenance: dict | None = None) -> Feature:
     """Encode ``inputs`` (one per item, ``None`` = no media) and store the feature.
 
     Resumable: finished batches are cached under ``cache_dir/<cache_key>/`` and skipped on a
     rerun. The cache folder is removed after the feature is stored unless ``keep_cache``.
+    ``provenance`` (where the inputs come from, :mod:`.provenance`) is stored in the meta.
     Returns the stored ``Feature`` (key ``key`` or ``"<modality>/<name>"``).
     """
     key = FeatureStore.check_key(key or _encoder_key(encoder))
@@ -245,6 +246,8 @@ def extract_features(store: FeatureStore, encoder: Any, inputs: list, *, key: st
         "n_resumed_rows": n_cached,
         "versions": _versions(),
     }
+    if provenance is not None:
+        meta["provenance"] = provenance
     feat = store.put(key, values, mask, meta=meta)
     if not keep_cache:
         shutil.rmtree(cdir, ignore_errors=True)

@@ -4,6 +4,8 @@
   ``replace = [[old, new], ...]`` applied to each field, then ``template`` (``str.format``
   with the field names), or, without a template, the non-empty fields joined by ``". "``.
   An item whose fields are all empty has no text (``None``: its feature row is missing).
+  A text variant (``[text.variants."<key>"]``) renders the same way from its own file: a
+  tab-separated table whose ``key`` column is matched to the item attribute ``join``.
 * Media: the card's ``[media]`` table maps a modality to a per-item template. A rendered
   ``http(s)``/``file`` URL is downloaded (resumable, via :mod:`mmbench.data.download`) into
   ``$MMBENCH_HOME/media/<card>/<version>/<modality>/<item raw id><ext>``; with a mirror the
@@ -48,14 +50,38 @@ def render(template: str, header: list[str], rows: list[list[str]], where: str) 
     return [dict(zip(header, r)) for r in rows]
 
 
-def item_texts(ds, card) -> list[str | None]:
-    """One text per item (in item index order), or None where the item has no text."""
-    spec = card.data.get("text")
-    where = f"{card.path} [text]"
-    if not spec:
+def joined_attributes(ds, spec: dict, folder: Path, where: str) -> tuple[list[str], list[list[str]]]:
+    """The columns of a text variant's file and, per item, the row whose ``key`` column equals the
+    item's ``join`` attribute (empty fields where there is none)."""
+    from ..data.formats.delimited import keyed_rows, tsv_table
+
+    header, rows = _attributes(ds)
+    if spec["join"] not in header:
+        raise ConfigError(f"join {spec['join']!r} is not an item attribute (have: {', '.join(header[1:])})",
+                          where=where)
+    path = inside(folder, spec["file"], "text variant file", where)
+    names, lines = tsv_table(path)
+    if spec["key"] not in names:
+        raise DataError(f"has no column {spec['key']!r} (the variant's key; columns: {', '.join(names)})",
+                        where=f"{path}:1")
+    table = keyed_rows(path, lines, names.index(spec["key"]), spec["key"])
+    j, empty = header.index(spec["join"]), [""] * len(names)
+    return names, [table.get(r[j], empty) for r in rows]
+
+
+def item_texts(ds, card, variant: str | None = None, folder: Path | None = None) -> list[str | None]:
+    """One text per item (in item index order), or None where the item has no text: from the
+    card's ``[text]``, or from its text variant ``variant`` (a feature key) read in ``folder``."""
+    text = card.data.get("text")
+    if not text:
         raise ConfigError("the card has no [text] table (which item fields make the text)", where=str(card.path),
                           hint="add [text] fields = [...] and optionally template = '...'")
-    header, rows = _attributes(ds)
+    if variant is None:
+        spec, where = text, f"{card.path} [text]"
+        header, rows = _attributes(ds)
+    else:
+        spec, where = text["variants"][variant], f"{card.path} [text.variants.{variant!r}]"
+        header, rows = joined_attributes(ds, spec, Path(folder), where)
     fields = list(spec["fields"])
     missing = [f for f in fields if f not in header]
     if missing:

@@ -83,10 +83,30 @@ def _source_folder(ds, card, mirror) -> tuple:
     return card.for_source(src), folder
 
 
-def inputs_for(ds, card, modality: str, *, mirror=None, progress: bool = True) -> tuple[list, dict[int, str]]:
+def text_variants(card) -> list[str]:
+    """The feature keys of the card's text variants (``[text.variants]``)."""
+    return sorted(card.data.get("text", {}).get("variants", {}))
+
+
+def _variant_folder(ds, card, key: str, mirror) -> Path:
+    """The folder holding text variant ``key``'s file: its side source's, else the dataset source's."""
+    from ..data.prepare import side_source_folder
+
+    side = card.data["text"]["variants"][key].get("side_source")
+    if side is None:
+        return _source_folder(ds, card, mirror)[1]
+    return side_source_folder(card, side, mirror, needed_by=f"text variant {key!r}")
+
+
+def inputs_for(ds, card, modality: str, *, key: str | None = None, mirror=None,
+               progress: bool = True) -> tuple[list, dict[int, str]]:
+    """Each item's input for an encoder reading ``modality``: the card's text (the text variant
+    ``key`` when the card declares one of that key) or media files."""
     from .inputs import item_media, item_texts
 
     if modality == "text":
+        if key in text_variants(card):
+            return item_texts(ds, card, key, _variant_folder(ds, card, key, mirror)), {}
         return item_texts(ds, card), {}
     view, folder = _source_folder(ds, card, mirror)
     return item_media(ds, view, modality, folder=folder, mirror=mirror, progress=progress)
@@ -95,9 +115,11 @@ def inputs_for(ds, card, modality: str, *, mirror=None, progress: bool = True) -
 def extract(ds, card, modality: str, encoder, *, key: str | None = None, force: bool = False,
             device: str = "cpu", batch_size: int = 64, mirror=None, progress: bool = True
             ) -> tuple[object, ExtractReport]:
-    """Encode every item's ``modality`` input with ``encoder`` into ``ds``'s feature store."""
+    """Encode every item's ``modality`` input with ``encoder`` into ``ds``'s feature store, with the
+    provenance the card declares for ``key`` (or for the input it reads)."""
     from ..data.prepare import record_features
     from .extract import extract_features
+    from .provenance import declared, resplit
     from .store import FeatureStore
 
     key = FeatureStore.check_key(key or encoder.key)
@@ -108,10 +130,12 @@ def extract(ds, card, modality: str, encoder, *, key: str | None = None, force: 
         src = store.get(key).meta.get("source") or store.get(key).meta.get("encoder", "")
         raise DataError(f"feature {key!r} already exists" + (f" (from {src})" if src else ""), where=str(ds.path),
                         hint="pass --key <modality>/<name> to keep both, or --force to replace it")
-    inputs, failed = inputs_for(ds, card, getattr(encoder, "reads", modality), mirror=mirror, progress=progress)
+    reads = getattr(encoder, "reads", modality)
+    inputs, failed = inputs_for(ds, card, reads, key=key, mirror=mirror, progress=progress)
     t0 = time.perf_counter()
     feat = extract_features(store, encoder, inputs, key=key, batch_size=batch_size, device=device,
-                            progress=progress, cache_dir=data_home() / "cache" / "features" / ds.name)
+                            progress=progress, cache_dir=data_home() / "cache" / "features" / ds.name,
+                            provenance=declared(card, key, reads, resplit=resplit(ds, card)))
     seconds = time.perf_counter() - t0
     record_features(ds)
     meta = feat.meta
@@ -124,6 +148,7 @@ def build_derived(ds, card, *, keys: list[str] | None = None, force: bool = Fals
     """Compute the card's ``[derived]`` features (all, or ``keys``) into ``ds``'s store."""
     from ..data.prepare import record_features
     from .derived import build
+    from .provenance import declared, resplit
 
     recipes = card.data.get("derived", {})
     if keys:
@@ -139,6 +164,7 @@ def build_derived(ds, card, *, keys: list[str] | None = None, force: bool = Fals
             out.append(store.get(key))
             continue
         values, mask, meta = build(ds, view, key, dict(recipes[key]), Path(folder))
-        out.append(store.put(key, values, mask, meta={**meta, "source": "derived", "card": card.name}))
+        out.append(store.put(key, values, mask, meta={**meta, "source": "derived", "card": card.name,
+                                                      "provenance": declared(card, key, resplit=resplit(ds, card))}))
     record_features(ds)
     return out

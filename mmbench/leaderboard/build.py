@@ -46,6 +46,7 @@ class Row:
     selection: dict
     records: list[str] = field(default_factory=list)
     unconverged: list[int] = field(default_factory=list)  # seeds whose run stopped at its epoch budget
+    leaks: list[str] = field(default_factory=list)  # features it reads derived from interactions beyond train
     rank: int = 0
     marks: dict[str, Comparison] = field(default_factory=dict)  # metric -> comparison with the column's best
     best: set = field(default_factory=set)  # metrics where this row is the best
@@ -216,7 +217,8 @@ def _row(entry, params_hash: str, group: list[tuple[str, dict]], suite, per_user
         eval_s=float(np.mean([r["timing"].get("eval_s", 0.0) for r in recs])),
         epochs=float(np.mean([(r.get("fit") or {}).get("best_epoch") or 0 for r in recs])),
         selection=recs[0]["selection"], records=[rel for rel, _ in group],
-        unconverged=[r["seed"] for r in recs if converged(r) is False] if suite.rules >= 2 else [])
+        unconverged=[r["seed"] for r in recs if converged(r) is False] if suite.rules >= 2 else [],
+        leaks=sorted({k for r in recs for k in r["features_leak"]}) if suite.rules >= 2 else [])
 
 
 def _user_mean_summary(vectors: list, confidence: float) -> Summary:

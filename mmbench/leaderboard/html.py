@@ -15,7 +15,7 @@ from html import escape
 from ..evaluate.metrics import get, higher_is_better
 from ..stats import TESTS
 from .parity import intro as parity_intro
-from .text import ENV_KEYS, compute_line, fmt_p, legend, rules_facts, short_params, tuning_summary
+from .text import ENV_KEYS, LEAK, compute_line, fmt_p, legend, rules_facts, short_params, tuning_summary
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
            "#bab0ac", "#17becf", "#bcbd22", "#1f77b4", "#8c564b", "#d62728", "#2ca02c", "#9467bd", "#7f7f7f",
@@ -312,6 +312,13 @@ def scatter(lb, color: dict[str, str], width: int = 960, height: int = 460) -> s
                    + _axes(f, m, height) + _points(rows, m, f, color, width) + ["</svg>"])
 
 
+def _leak_mark(r) -> str:
+    if not r.leaks:
+        return ""
+    return (f' <span class="sig" title="reads {escape(", ".join(r.leaks))}: derived from interactions beyond '
+            f'the training split">{LEAK}</span>')
+
+
 def _table(lb, color) -> str:
     cols = lb.columns
     head = ['<th data-type="num" data-key="rank" data-first="asc"><button type="button">#</button></th>',
@@ -328,8 +335,8 @@ def _table(lb, color) -> str:
     for r in lb.rows:
         cells = [f'<td data-v="{r.rank}">{r.rank}</td>',
                  f'<td class="text" data-v="{escape(r.label)}"><span class="swatch" style="background:'
-                 f'{color[r.key]}"></span>{escape(r.label)} <small>{escape(r.distribution)} {escape(r.version)}'
-                 '</small></td>']
+                 f'{color[r.key]}"></span>{escape(r.label)}{_leak_mark(r)} <small>{escape(r.distribution)} '
+                 f'{escape(r.version)}</small></td>']
         for c in cols:
             s = r.test.get(c)
             if s is None:

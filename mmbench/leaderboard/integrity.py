@@ -17,6 +17,9 @@ Boards under rules 2 in addition:
   file it lists that is gone is reported;
 - a committed board (records kept with the suite) accepts records made from a clean,
   known source tree only (``env.git``);
+- every final record says which of its features were derived from interactions beyond the
+  training split (``features_leak``, from the dataset card's provenance); a row reading one
+  is marked;
 - every final record is certified converged or marked: a run whose best validation epoch
   lies within its last ``patience`` evaluations of the ``epochs`` budget was cut short.
 """

@@ -144,6 +144,8 @@ def _evidence_reason(results: Path, rel: str, rec: dict, evidence: Evidence, out
         return why
     if record_stage(rec) == "search":
         return None
+    if evidence.rules >= 2 and "features_leak" not in rec:
+        return "made before feature provenance was recorded (no features_leak): rerun it"
     arrays, why = per_user_file(results, rel)
     if why is None and not (why := recompute_reason(rec, arrays)):
         out.per_user[rel] = arrays

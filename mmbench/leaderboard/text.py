@@ -1,6 +1,6 @@
 """The text renderings of a leaderboard: README.md (tables, statistics, model selection,
 protocol, provenance), leaderboard.csv and leaderboard.json. What a board under rules 2
-adds (unconverged marks, the rating statistic, compute, tuning, definition hash, manifest)
+adds (unconverged and leak marks, the rating statistic, compute, tuning, definition hash, manifest)
 is rendered only for such a board, so an older one rebuilds to its committed bytes."""
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .build import Leaderboard, Row
 
 MARK = "†"  # significantly worse than the best of the column
 UNCONVERGED = "‡"  # a seed's run stopped at its epoch budget with its best epoch within the last `patience`
+LEAK = "§"  # the model reads a feature derived from interactions beyond the training split
 ENV_KEYS = ["mmbench", "git", "python", "torch", "device", "threads", "platform", "records"]
 
 
@@ -58,6 +59,11 @@ def legend(lb: Leaderboard) -> str:
     text += (f" {UNCONVERGED}: not converged: for some seed the best validation epoch lies within the last "
              "`patience` evaluations of the epoch budget, so the training was cut, not finished"
              + (" (allowed on this fixed-budget track)." if lb.fixed_budget else "."))
+    leaks = sorted({k for r in lb.rows for k in r.leaks})
+    if leaks:
+        text += (f" {LEAK} after a model: it reads a feature derived from interactions beyond the training split, "
+                 f"the held-out ones included, as the dataset card declares ({', '.join(leaks)}), so its score "
+                 "may partly read the test split.")
     if any(get(m).kind == "rating" for m in lb.columns):
         text += (" RMSE and MAE: each user's error on their held-out ratings, averaged over users; the mean ± std, "
                  "the confidence interval and the paired test are all on this statistic.")
@@ -111,7 +117,7 @@ def _head(lb: Leaderboard, suite) -> list[str]:
 def _results(lb: Leaderboard, suite) -> list[str]:
     headers = ["Rank", "Model"] + [f"**{m}**" if m == lb.main_metric else m for m in lb.metrics] + [
         "Fit (s)", "Seeds"]
-    body = [[r.rank, r.label] + [fmt_cell(r, m) for m in lb.metrics] + [f"{r.fit_s:.1f}", _seeds(r, suite)]
+    body = [[r.rank, r.label + (f" {LEAK}" if r.leaks else "")] + [fmt_cell(r, m) for m in lb.metrics] + [f"{r.fit_s:.1f}", _seeds(r, suite)]
             for r in lb.rows]
     lines = [_table(headers, body), ""]
     if lb.beyond:
@@ -264,7 +270,7 @@ def to_csv(lb: Leaderboard) -> str:
     stats = ("mean", "std", "ci_low", "ci_high", "p_holm")
     w.writerow(["rank", "model", "registered_name", "distribution", "version", "params_hash", "n_seeds"] +
                [f"{c}_{s}" for c in lb.columns for s in stats] + ["fit_s", "best_epoch"]
-               + (["not_converged_seeds"] if lb.rules >= 2 else []))
+               + (["not_converged_seeds", "features_leak"] if lb.rules >= 2 else []))
     for r in lb.rows:
         vals = []
         for c in lb.columns:
@@ -277,7 +283,7 @@ def to_csv(lb: Leaderboard) -> str:
                      f"{cmp_.p_holm:.6g}" if cmp_ else ""]
         w.writerow([r.rank, r.label, r.model, r.distribution, r.version, r.params_hash[:8], len(r.seeds)] + vals +
                    [f"{r.fit_s:.3f}", f"{r.epochs:.1f}"]
-                   + ([" ".join(map(str, r.unconverged))] if lb.rules >= 2 else []))
+                   + ([" ".join(map(str, r.unconverged)), " ".join(r.leaks)] if lb.rules >= 2 else []))
     return buf.getvalue()
 
 
@@ -316,6 +322,7 @@ def to_json(lb: Leaderboard) -> str:
     if lb.rules >= 2:
         for row, r in zip(obj["rows"], lb.rows):
             row["not_converged_seeds"] = r.unconverged
+            row["features_leak"] = r.leaks
         obj.update({"rules": lb.rules, "definition": lb.definition, "definition_hash": lb.definition_hash,
                     "manifest": lb.manifest, "compute": lb.compute, "fixed_budget": lb.fixed_budget,
                     "supersedes": [{"version": v, "rules": r} for v, r in lb.superseded],

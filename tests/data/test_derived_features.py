@@ -64,3 +64,5 @@ def test_ml100k_derived_features_genre_and_kg(ml100k, tmp_path):
     assert len(unlinked) > 0 and not kg.mask[unlinked].any() and not kg.values[unlinked].any()
     assert kg.mask.sum() > 0.9 * ml100k.n_items
     assert ml100k.manifest["features"] == {k: f.fingerprint for k, f in feats.items()}
+    assert ml100k.manifest["feature_provenance"]["meta/genre"] == {
+        "source": "the movie's genres (u.item)", "behaviour": False, "interactions": "none", "leaks": False}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mmbench.data.archive import extract
-from mmbench.data.download import Source, fetch, fetch_all, resolve_url
+from mmbench.data.download import Source, fetch, fetch_all, mirror_list, resolve_url
 from mmbench.errors import DataError, DownloadError
 
 PAYLOAD = bytes((i * 7 + i // 251) % 256 for i in range(200_000))  # deterministic, 200 kB
@@ -510,3 +510,15 @@ def test_corrupt_archive_is_data_error(arena):
     with pytest.raises(DataError, match="broken.tar.gz"):
         extract(arc, arena / "out" / "ds")
     _assert_nothing_left(arena)
+
+
+def test_a_mirror_list_is_tried_in_order(server, tmp_path):
+    empty, d = tmp_path / "empty", _mirror_dir(tmp_path)
+    empty.mkdir()
+    both = f"{empty}{os.pathsep}{d}"
+    assert mirror_list(both) == [str(empty), str(d)]
+    assert mirror_list(f"{empty}{os.pathsep}{server.base}/mirror/") == [str(empty), server.base + "/mirror/"]
+    out = fetch(_source(server), tmp_path / "dl", mirror=both, **FAST)
+    assert out.read_bytes() == PAYLOAD and server.state.hits() == 0
+    with pytest.raises(DownloadError, match="no mirror of the list has it: .*empty/data.bin.* \\| "):
+        fetch(_source(server), tmp_path / "dl2", mirror=f"{empty}{os.pathsep}{tmp_path / 'none'}", **FAST)

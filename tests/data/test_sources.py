@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -364,3 +366,17 @@ def test_encoder_names_resolve_and_check_the_modality():
 
     with pytest.raises(RegistryError, match="unknown encoder 'minlm'; did you mean 'minilm'"):
         resolve_encoder("minlm")
+
+
+def test_a_mirror_may_hold_an_archives_members_unpacked(cards_dir, tmp_path):
+    mirror = tmp_path / "unpacked"
+    mirror.mkdir()
+    (mirror / "web.inter").write_bytes(INTER)
+    c = archive_card(cards_dir, "https://origin.invalid/a.zip", checksums={"web.inter": sha(INTER)})
+    ds = prepare(c, mirror=str(mirror))  # no a.zip there: the member the checksums name is fetched instead
+    assert ds.stats["interactions"] == 12
+    assert (downloads_dir() / "arc" / "1" / "zip" / "unpacked" / "web.inter").read_bytes() == INTER
+    shutil.rmtree(downloads_dir() / "arc")
+    (mirror / "web.inter").write_bytes(INTER.replace(b"\t1\t", b"\t2\t", 1))  # not the pinned member
+    with pytest.raises(DownloadError, match="sha256 mismatch"):
+        sources.fetch_source(c, c.sources[0], mirror=f"{tmp_path / 'elsewhere'}{os.pathsep}{mirror}", progress=False)
