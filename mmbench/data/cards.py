@@ -58,6 +58,24 @@ SOURCE_SPEC = {
     "manual": (bool, False),  # the origin needs a browser (e.g. a Drive folder): only a mirror is fetched
     "roles": Table({}, open=True),  # role -> file name for this source, overriding [files]
 }
+PUBLICATION_SPEC = {  # [publications.<key>]: a paper or page whose results [[published]] lists
+    "citation": (str, True),
+    "url": (str, True),
+    "split": (str, True),  # how its train/valid/test split was made (e.g. "MMRec's preset x_label, 8:1:1 per user")
+    "masking": (str, False),  # which items it masks at test
+    "selection": (str, False),  # how it selects hyper-parameters and stops training
+    "note": (str, False),
+}
+PUBLISHED_SPEC = {  # one published value: [[published]]
+    "source": (str, True),  # a key of [publications]
+    "table": (str, True),  # where in the source, e.g. "Table 2"
+    "model": (str, True),  # our registered model name
+    "metric": (str, True),  # our canonical metric name, e.g. "recall@20"
+    "value": (float, True),
+    "low": (float, False),  # a range the source reports (e.g. over its runs): low and high together
+    "high": (float, False),
+    "note": (str, False),
+}
 CARD_SPEC = {
     "dataset": Table({
         "name": (str, True),
@@ -89,6 +107,8 @@ CARD_SPEC = {
     "filters": Table(FILTERS_SPEC),
     "split": Table(SPLIT_SPEC, required=True),
     "stats": Table({}, open=True),  # published statistics, checked after preparation
+    "publications": Table({}, open=True),  # key -> PUBLICATION_SPEC
+    "published": ArrayOf(PUBLISHED_SPEC),  # published results on this dataset (mmbench.leaderboard.references)
 }
 
 
@@ -131,6 +151,13 @@ class Card:
     @property
     def sources(self) -> list[dict]:
         return list(self.data["sources"])
+
+    @property
+    def published(self) -> list[dict]:
+        """The published results, each with its publication's fields (citation, url, split, ...)
+        under ``publication``."""
+        pubs = self.data.get("publications", {})
+        return [{**p, "publication": pubs[p["source"]]} for p in self.data.get("published", [])]
 
     @property
     def format(self) -> str:
@@ -195,6 +222,44 @@ def _check_formats(data: dict, where: str, formats: list[str]) -> None:
             raise ConfigError(f"{key} {fmt!r} is not a registered dataset format", where=where, hint=hint)
 
 
+def validate_published(data: dict, where: str) -> None:
+    """[publications] and [[published]]: every source a publication key, every model registered,
+    every metric our canonical name, a range around its value, no value given twice."""
+    from .. import registry
+    from ..evaluate.metrics import canonical
+
+    pubs = data.get("publications", {})
+    for key, pub in pubs.items():
+        check_name(key, "publications key", where)
+        validate(pub, PUBLICATION_SPEC, where=where, path=f"publications.{key}")
+    models, seen = registry.entries("models"), set()
+    for i, p in enumerate(data.get("published", [])):
+        at = f"published[{i}]"
+        if p["source"] not in pubs:
+            raise ConfigError(f"{at}.source {p['source']!r} is not a key of [publications]", where=where,
+                              hint=f"add [publications.{p['source']}] (citation, url, split)")
+        if p["model"] not in models:
+            import difflib
+
+            close = difflib.get_close_matches(p["model"], list(models), n=3, cutoff=0.5)
+            raise ConfigError(f"{at}.model {p['model']!r} is not a registered model", where=where,
+                              hint=f"did you mean {', '.join(map(repr, close))}?" if close else
+                              "`mmbench models list` shows them")
+        try:
+            name = canonical(p["metric"])
+        except ConfigError as e:
+            raise ConfigError(f"{at}.metric: {e}", where=where) from None
+        if name != p["metric"]:
+            raise ConfigError(f"{at}.metric {p['metric']!r} must be written {name!r}", where=where)
+        if ("low" in p) != ("high" in p) or ("low" in p and not p["low"] <= p["value"] <= p["high"]):
+            raise ConfigError(f"{at}: low and high go together, around value (low <= value <= high)", where=where)
+        cell = (p["source"], p["table"], p["model"], p["metric"])
+        if cell in seen:
+            raise ConfigError(f"{at}: {p['model']} {p['metric']} of {p['source']} {p['table']} is given twice",
+                              where=where)
+        seen.add(cell)
+
+
 def _strings(table: dict, name: str, where: str) -> None:
     """Every value of an open table (file names, checksums, templates) is a string."""
     for key, value in table.items():
@@ -210,6 +275,7 @@ def load_card(path: str | Path, formats: list[str] | None = None) -> Card:
     validate_filters(data.get("filters", {}), str(path))
     validate_split(data["split"], str(path))
     _check_formats(data, str(path), registered_formats() if formats is None else formats)
+    validate_published(data, str(path))
     for key in ("name", "version"):  # both become folder names in the data home
         check_name(data["dataset"][key], f"dataset.{key}", str(path))
     for i, src in enumerate(data["sources"]):

@@ -14,6 +14,7 @@ from html import escape
 
 from ..evaluate.metrics import get, higher_is_better
 from ..stats import TESTS
+from . import references
 from .parity import intro as parity_intro
 from .text import ENV_KEYS, compute_line, fmt_p, legend, rules_facts, short_params, tuning_summary
 
@@ -340,6 +341,7 @@ def _table(lb, color) -> str:
                 cmp_ is not None and cmp_.significant) else ""
             if r.unconverged:
                 sig += f'<span class="sig" title="not converged (seeds {r.unconverged})">‡</span>'
+            sig += _reference_mark(r.references.get(c, []))
             title = f' title="p (Holm) = {cmp_.p_holm:.4g} vs best"' if cmp_ is not None else ""
             cls = ' class="best"' if c in r.best else ""
             cells.append(f'<td{cls} data-v="{s.mean:.8f}"{title}>{s.mean:.4f}<span class="pm">±{s.std:.4f}</span>'
@@ -348,6 +350,16 @@ def _table(lb, color) -> str:
         body.append(f'<tr data-model="{escape(r.key)}" data-rank="{r.rank}">' + "".join(cells) + "</tr>")
     return ('<div class="scroll"><table id="board"><thead><tr>' + "".join(head) + "</tr></thead><tbody>"
             + "\n".join(body) + "</tbody></table></div>")
+
+
+def _reference_mark(refs: list) -> str:
+    """The cell's reproduction mark, its references in the tooltip."""
+    if not refs:
+        return ""
+    status = references.cell_status(refs)
+    tip = "; ".join(f"{ref.status}: {ref.value:.4f} ({'-' if ref.gap is None else f'{100 * ref.gap:+.1f}%'}), "
+                    f"{ref.source}" for ref in refs)
+    return f' <small class="ref" title="{escape(tip)}">{references.MARKS[status]}</small>'
 
 
 def _stats_table(lb) -> str:
@@ -449,6 +461,19 @@ def _parity(lb) -> list[str]:
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></section>"]
 
 
+def _reproduction(lb) -> list[str]:
+    rows = references.section_rows(lb)
+    if not rows and not lb.references_note:
+        return []
+    note = f'<p class="note">{escape(lb.references_note)}</p>' if lb.references_note else ""
+    if not rows:
+        return [f'<section id="reproduction"><h2>Reproduction</h2>{note}</section>']
+    head = "".join(f'<th class="text">{escape(h)}</th>' for h in references.HEADERS)
+    body = "".join("<tr>" + "".join(f'<td class="text">{escape(c)}</td>' for c in row) + "</tr>" for row in rows)
+    return [f'<section id="reproduction"><h2>Reproduction</h2>{note}<p class="note">{_code(references.intro())}</p>'
+            f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></section>']
+
+
 def _protocol(lb, suite) -> list[str]:
     p = lb.protocol
     return [
@@ -501,4 +526,5 @@ def to_html(lb, suite) -> str:
     ]
     if lb.rows:
         parts += _figures(lb, color)
-    return "\n".join(parts + _tuning(lb, suite) + _parity(lb) + _protocol(lb, suite) + _provenance(lb, suite))
+    return "\n".join(parts + _tuning(lb, suite) + _parity(lb) + _reproduction(lb) + _protocol(lb, suite)
+                     + _provenance(lb, suite))

@@ -14,6 +14,7 @@ from ..io import canonical_json
 from ..stats import TEST_NAMES, TESTS, Summary
 from .parity import as_json as parity_json, intro as parity_intro
 from .build import Leaderboard, Row
+from . import references
 
 MARK = "†"  # significantly worse than the best of the column
 UNCONVERGED = "‡"  # a seed's run stopped at its epoch budget with its best epoch within the last `patience`
@@ -32,6 +33,8 @@ def fmt_cell(row: Row, metric: str, *, markdown: bool = True) -> str:
         text += MARK
     if row.unconverged:
         text += UNCONVERGED
+    if metric in row.references:
+        text += " " + references.MARKS[references.cell_status(row.references[metric])]
     return text
 
 
@@ -61,6 +64,10 @@ def legend(lb: Leaderboard) -> str:
     if any(get(m).kind == "rating" for m in lb.columns):
         text += (" RMSE and MAE: each user's error on their held-out ratings, averaged over users; the mean ± std, "
                  "the confidence interval and the paired test are all on this statistic.")
+    if any(r.references for r in lb.rows):
+        text += (f" {references.MARKS[references.REPRODUCED]} / {references.MARKS[references.DEVIATES]}: our value "
+                 "reproduces every reference for the cell / deviates from one (see *Reproduction*); a cell "
+                 "without a mark has no reference.")
     return text
 
 
@@ -87,7 +94,7 @@ def to_markdown(lb: Leaderboard, suite) -> str:
         lines += ["No accepted records yet.", ""]
     else:
         lines += (_results(lb, suite) + _stats_section(lb) + _selection_section(lb) + _tuning_section(lb, suite)
-                  + _parity_section(lb))
+                  + _parity_section(lb) + _reproduction_section(lb))
     lines += _protocol_section(lb, suite) + _provenance(lb, suite)
     return "\n".join(lines)
 
@@ -189,6 +196,14 @@ def _parity_section(lb: Leaderboard) -> list[str]:
     if not lb.parity:
         return []
     return ["## Parity", "", parity_intro(lb), "", _table(HEADERS, table_rows(lb.parity)), ""]
+
+
+def _reproduction_section(lb: Leaderboard) -> list[str]:
+    rows = references.section_rows(lb)
+    if not rows and not lb.references_note:
+        return []
+    return (["## Reproduction", ""] + ([lb.references_note, ""] if lb.references_note else [])
+            + ([references.intro(), "", _table(references.HEADERS, rows), ""] if rows else []))
 
 
 def _provenance(lb: Leaderboard, suite) -> list[str]:
@@ -316,10 +331,13 @@ def to_json(lb: Leaderboard) -> str:
     if lb.rules >= 2:
         for row, r in zip(obj["rows"], lb.rows):
             row["not_converged_seeds"] = r.unconverged
+            row["reproduction"] = references.as_json(r)
         obj.update({"rules": lb.rules, "definition": lb.definition, "definition_hash": lb.definition_hash,
                     "manifest": lb.manifest, "compute": lb.compute, "fixed_budget": lb.fixed_budget,
                     "supersedes": [{"version": v, "rules": r} for v, r in lb.superseded],
                     "rating_statistic": "mean over users of each user's error (table, interval and test)"})
         if lb.parity:
             obj["parity"] = parity_json(lb)
+        if lb.references_note:
+            obj["references_note"] = lb.references_note
     return canonical_json(obj)
