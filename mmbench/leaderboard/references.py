@@ -15,7 +15,7 @@ from ..parity import ALPHA
 
 REPRODUCED, DEVIATES, NO_REFERENCE = "reproduced", "deviates", "no reference"
 MARKS = {REPRODUCED: "✓", DEVIATES: "≠"}
-RULES = (f"A published value is reproduced when |ours − published| ≤ 2 × our std over seeds, or when ours lies "
+RULES = (f"A published value is reproduced when the distance between ours and it is at most 2 × our std over seeds, or when ours lies "
          f"in the range the source reports; a parity run's value when Welch's t-test of our seeds against the "
          f"peer's gives p ≥ {ALPHA:g}.")
 
@@ -55,7 +55,7 @@ def published_reference(p: dict, ours) -> Reference:
         status, rule = REPRODUCED, f"ours within the reported range [{p['low']:.4f}, {p['high']:.4f}]"
     else:
         status = REPRODUCED if diff <= tol else DEVIATES
-        rule = f"|ours − published| = {diff:.4f} {'≤' if diff <= tol else '>'} 2 × std = {tol:.4f}"
+        rule = f"distance {diff:.4f} {'≤' if diff <= tol else '>'} 2 × std {tol:.4f}"
     protocol = "; ".join(f"{k}: {pub[k]}" for k in ("split", "masking", "selection", "note") if pub.get(k))
     return Reference("published", p["value"], f"{pub['citation']}, {p['table']}", pub["url"],
                      protocol + (f"; {p['note']}" if p.get("note") else ""), _gap(ours.mean, p["value"]), status, rule)
