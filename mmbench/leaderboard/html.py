@@ -470,8 +470,10 @@ def _reproduction(lb) -> list[str]:
         return [f'<section id="reproduction"><h2>Reproduction</h2>{note}</section>']
     head = "".join(f'<th class="text">{escape(h)}</th>' for h in references.HEADERS)
     body = "".join("<tr>" + "".join(f'<td class="text">{escape(c)}</td>' for c in row) + "</tr>" for row in rows)
+    cited = "".join(f"<li>{_code(line)}</li>" for line in references.sources(lb))
     return [f'<section id="reproduction"><h2>Reproduction</h2>{note}<p class="note">{_code(references.intro())}</p>'
-            f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></section>']
+            f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+            f"<h3>Sources</h3><ul>{cited}</ul></section>"]
 
 
 def _protocol(lb, suite) -> list[str]:

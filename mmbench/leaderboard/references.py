@@ -24,16 +24,22 @@ RULES = (f"A published value is reproduced when the distance between ours and it
 class Reference:
     kind: str  # "published" or "parity"
     value: float  # the published value, or the peer's mean over its seeds
-    source: str  # citation and table, or the peer and its model
+    key: str  # the card's publication key, or the parity record's file
+    where: str  # the table in the source (and the entry's note); "" for a parity record
+    citation: str  # the publication's citation, or the peer, its version and model
     url: str
     protocol: str  # how the reference was measured, in words
     gap: float | None  # (ours - value) / value
     status: str
     rule: str  # the rule applied, with its numbers
 
+    @property
+    def source(self) -> str:
+        return f"{self.key}, {self.where}" if self.where else self.key
+
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "value": round(self.value, 8), "source": self.source, "url": self.url,
-                "protocol": self.protocol, "gap": None if self.gap is None else round(self.gap, 6),
+        return {"kind": self.kind, "value": round(self.value, 8), "source": self.source, "citation": self.citation,
+                "url": self.url, "protocol": self.protocol, "gap": None if self.gap is None else round(self.gap, 6),
                 "status": self.status, "rule": self.rule}
 
 
@@ -57,8 +63,8 @@ def published_reference(p: dict, ours) -> Reference:
         status = REPRODUCED if diff <= tol else DEVIATES
         rule = f"distance {diff:.4f} {'≤' if diff <= tol else '>'} 2 × std {tol:.4f}"
     protocol = "; ".join(f"{k}: {pub[k]}" for k in ("split", "masking", "selection", "note") if pub.get(k))
-    return Reference("published", p["value"], f"{pub['citation']}, {p['table']}", pub["url"],
-                     protocol + (f"; {p['note']}" if p.get("note") else ""), _gap(ours.mean, p["value"]), status, rule)
+    return Reference("published", p["value"], p["source"], p["table"] + (f" ({p['note']})" if p.get("note") else ""),
+                     pub["citation"], pub["url"], protocol, _gap(ours.mean, p["value"]), status, rule)
 
 
 def parity_reference(rec: dict, metric: str, ours) -> Reference:
@@ -74,8 +80,8 @@ def parity_reference(rec: dict, metric: str, ours) -> Reference:
                                              equal_var=False).pvalue)
     status = REPRODUCED if p >= ALPHA else DEVIATES
     peer = rec["peer"]
-    return Reference("parity", theirs["mean"], f"{peer['name']} {peer['version']} ({rec['mapping']['peer_model']}), "
-                     f"parity/{rec['model']}-{peer['name']}.json", "",
+    return Reference("parity", theirs["mean"], f"parity/{rec['model']}-{peer['name']}.json", "",
+                     f"{peer['name']} {peer['version']} ({rec['mapping']['peer_model']}), run by `mmbench parity`", "",
                      f"this board's split, evaluator and stopping rule; seeds {rec['seeds']}",
                      _gap(ours.mean, theirs["mean"]), status,
                      f"Welch's t-test p = {p:.4f} {'≥' if p >= ALPHA else '<'} {ALPHA:g}")
@@ -120,14 +126,24 @@ def section_rows(lb) -> list[list[str]]:
             ours = "-" if s is None else f"{s.mean:.4f} ± {s.std:.4f}"
             for ref in r.references.get(m, []):
                 gap = "-" if ref.gap is None else f"{100 * ref.gap:+.1f}%"
-                out.append([r.label, m, ours, f"{ref.value:.4f}", gap, ref.status, ref.rule,
-                            ref.source + (f" ({ref.url})" if ref.url else "") + f"; {ref.protocol}"])
+                out.append([r.label, m, ours, f"{ref.value:.4f}", gap, ref.status, ref.rule, ref.source])
             if m not in r.references:
                 out.append([r.label, m, ours, "-", "-", NO_REFERENCE, "-", "-"])
     return out
 
 
-HEADERS = ["model", "metric", "ours", "reference", "gap", "status", "rule", "source and protocol"]
+HEADERS = ["model", "metric", "ours", "reference", "gap", "status", "rule", "source"]
+
+
+def sources(lb) -> list[str]:
+    """Each source the section names, once: its citation, URL and protocol."""
+    seen = {}
+    for r in lb.rows:
+        for refs in r.references.values():
+            for ref in refs:
+                seen.setdefault(ref.key, f"`{ref.key}`: {ref.citation}" + (f" <{ref.url}>" if ref.url else "")
+                                + f". {ref.protocol[:1].upper()}{ref.protocol[1:]}.")
+    return [seen[k] for k in sorted(seen)]
 
 
 def intro() -> str:

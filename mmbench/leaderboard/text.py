@@ -203,7 +203,8 @@ def _reproduction_section(lb: Leaderboard) -> list[str]:
     if not rows and not lb.references_note:
         return []
     return (["## Reproduction", ""] + ([lb.references_note, ""] if lb.references_note else [])
-            + ([references.intro(), "", _table(references.HEADERS, rows), ""] if rows else []))
+            + ([references.intro(), "", _table(references.HEADERS, rows), "", "Sources:", ""]
+               + [f"- {line}" for line in references.sources(lb)] + [""] if rows else []))
 
 
 def _provenance(lb: Leaderboard, suite) -> list[str]:

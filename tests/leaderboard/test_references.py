@@ -47,7 +47,8 @@ def test_published_values_beside_ours_with_gap_and_status(trust, trust_root, tmp
     lb = lbm.build(trust, trust.results_dir())
     (ref,) = lb.row("bpr").references["ndcg@10"]
     assert ref.status == "reproduced" and ref.gap == pytest.approx((bpr.mean - near) / near)
-    assert ref.source == "A. Author. 2023. A paper, Table 2" and ref.protocol == "split: random 8:1:1; selection: valid recall@20"
+    assert (ref.source, ref.citation) == ("paper, Table 2", "A. Author. 2023. A paper")
+    assert ref.protocol == "split: random 8:1:1; selection: valid recall@20"
     recall = lb.row("bpr").test["recall@10"]
     (ref,) = lb.row("bpr").references["recall@10"]
     assert ref.status == "deviates" and ref.gap == pytest.approx((recall.mean - 0.9) / 0.9)
@@ -61,7 +62,9 @@ def test_published_values_beside_ours_with_gap_and_status(trust, trust_root, tmp
     assert table["bpr", "ndcg@10"][2:6] == [f"{bpr.mean:.4f} ± {bpr.std:.4f}", f"{near:.4f}",
                                             f"{100 * (bpr.mean - near) / near:+.1f}%", "reproduced"]
     assert table["bpr", "recall@10"][5] == "deviates" and table["oracle", "ndcg@10"][3:6] == ["-", "-", "no reference"]
-    assert "https://example.org/paper" in table["bpr", "ndcg@10"][7]
+    assert table["bpr", "ndcg@10"][7] == "paper, Table 2"
+    assert ("- `paper`: A. Author. 2023. A paper <https://example.org/paper>. Split: random 8:1:1; selection: "
+            "valid recall@20.") in readme.split("## Reproduction", 1)[1]
     results = readme.split("\n\n", 3)[3]  # the results table follows the head
     row = next(line for line in results.splitlines() if line.startswith("| ") and "| bpr " in line)
     ndcg, recall_cell = [c.strip() for c in row.strip("|").split("|")][2:4]  # main metric first
