@@ -14,7 +14,7 @@ from html import escape
 
 from ..evaluate.metrics import get, higher_is_better
 from ..stats import TESTS
-from . import references
+from .references import HEADERS as REFERENCE_HEADERS, cell_mark, intro as reproduction_intro, section_rows, sources
 from .parity import intro as parity_intro
 from .text import ENV_KEYS, compute_line, fmt_p, legend, rules_facts, short_params, tuning_summary
 
@@ -356,10 +356,9 @@ def _reference_mark(refs: list) -> str:
     """The cell's reproduction mark, its references in the tooltip."""
     if not refs:
         return ""
-    status = references.cell_status(refs)
     tip = "; ".join(f"{ref.status}: {ref.value:.4f} ({'-' if ref.gap is None else f'{100 * ref.gap:+.1f}%'}), "
                     f"{ref.source}" for ref in refs)
-    return f' <small class="ref" title="{escape(tip)}">{references.MARKS[status]}</small>'
+    return f' <small class="ref" title="{escape(tip)}">{cell_mark(refs)}</small>'
 
 
 def _stats_table(lb) -> str:
@@ -462,16 +461,16 @@ def _parity(lb) -> list[str]:
 
 
 def _reproduction(lb) -> list[str]:
-    rows = references.section_rows(lb)
+    rows = section_rows(lb)
     if not rows and not lb.references_note:
         return []
     note = f'<p class="note">{escape(lb.references_note)}</p>' if lb.references_note else ""
     if not rows:
         return [f'<section id="reproduction"><h2>Reproduction</h2>{note}</section>']
-    head = "".join(f'<th class="text">{escape(h)}</th>' for h in references.HEADERS)
+    head = "".join(f'<th class="text">{escape(h)}</th>' for h in REFERENCE_HEADERS)
     body = "".join("<tr>" + "".join(f'<td class="text">{escape(c)}</td>' for c in row) + "</tr>" for row in rows)
-    cited = "".join(f"<li>{_code(line)}</li>" for line in references.sources(lb))
-    return [f'<section id="reproduction"><h2>Reproduction</h2>{note}<p class="note">{_code(references.intro())}</p>'
+    cited = "".join(f"<li>{_code(line)}</li>" for line in sources(lb))
+    return [f'<section id="reproduction"><h2>Reproduction</h2>{note}<p class="note">{_code(reproduction_intro())}</p>'
             f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
             f"<h3>Sources</h3><ul>{cited}</ul></section>"]
 

@@ -49,6 +49,16 @@ def cell_status(refs: list[Reference]) -> str:
     return REPRODUCED if all(r.status == REPRODUCED for r in refs) else DEVIATES
 
 
+def cell_mark(refs: list[Reference]) -> str:
+    """✓ when our value reproduces every reference of the cell, ≠ when it deviates from one, "" without any."""
+    return MARKS[cell_status(refs)] if refs else ""
+
+
+def legend() -> str:
+    return (f"{MARKS[REPRODUCED]} / {MARKS[DEVIATES]}: our value reproduces every reference for the cell / deviates "
+            "from one (see *Reproduction*); a cell without a mark has no reference.")
+
+
 def _gap(ours: float, value: float) -> float | None:
     return (ours - value) / value if value else None
 
@@ -149,8 +159,7 @@ def sources(lb) -> list[str]:
 def intro() -> str:
     return (f"Each cell beside the references for its model and metric: results published on this dataset (listed "
             f"in its card) and this suite's parity runs made with the row's hyper-parameters. Gap: (ours − reference) "
-            f"/ reference. {RULES} In the tables: {MARKS[REPRODUCED]} reproduced, {MARKS[DEVIATES]} deviates; a "
-            "column missing here has no reference.")
+            f"/ reference. {RULES} A column missing here has no reference.")
 
 
 def as_json(row) -> dict:

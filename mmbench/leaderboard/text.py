@@ -14,7 +14,8 @@ from ..io import canonical_json
 from ..stats import TEST_NAMES, TESTS, Summary
 from .parity import as_json as parity_json, intro as parity_intro
 from .build import Leaderboard, Row
-from . import references
+from .references import HEADERS as REFERENCE_HEADERS, as_json as reproduction_json, cell_mark, \
+    intro as reproduction_intro, legend as reproduction_legend, section_rows, sources
 
 MARK = "†"  # significantly worse than the best of the column
 UNCONVERGED = "‡"  # a seed's run stopped at its epoch budget with its best epoch within the last `patience`
@@ -34,7 +35,7 @@ def fmt_cell(row: Row, metric: str, *, markdown: bool = True) -> str:
     if row.unconverged:
         text += UNCONVERGED
     if metric in row.references:
-        text += " " + references.MARKS[references.cell_status(row.references[metric])]
+        text += " " + cell_mark(row.references[metric])
     return text
 
 
@@ -65,9 +66,7 @@ def legend(lb: Leaderboard) -> str:
         text += (" RMSE and MAE: each user's error on their held-out ratings, averaged over users; the mean ± std, "
                  "the confidence interval and the paired test are all on this statistic.")
     if any(r.references for r in lb.rows):
-        text += (f" {references.MARKS[references.REPRODUCED]} / {references.MARKS[references.DEVIATES]}: our value "
-                 "reproduces every reference for the cell / deviates from one (see *Reproduction*); a cell "
-                 "without a mark has no reference.")
+        text += " " + reproduction_legend()
     return text
 
 
@@ -199,12 +198,12 @@ def _parity_section(lb: Leaderboard) -> list[str]:
 
 
 def _reproduction_section(lb: Leaderboard) -> list[str]:
-    rows = references.section_rows(lb)
+    rows = section_rows(lb)
     if not rows and not lb.references_note:
         return []
     return (["## Reproduction", ""] + ([lb.references_note, ""] if lb.references_note else [])
-            + ([references.intro(), "", _table(references.HEADERS, rows), "", "Sources:", ""]
-               + [f"- {line}" for line in references.sources(lb)] + [""] if rows else []))
+            + ([reproduction_intro(), "", _table(REFERENCE_HEADERS, rows), "", "Sources:", ""]
+               + [f"- {line}" for line in sources(lb)] + [""] if rows else []))
 
 
 def _provenance(lb: Leaderboard, suite) -> list[str]:
@@ -332,7 +331,7 @@ def to_json(lb: Leaderboard) -> str:
     if lb.rules >= 2:
         for row, r in zip(obj["rows"], lb.rows):
             row["not_converged_seeds"] = r.unconverged
-            row["reproduction"] = references.as_json(r)
+            row["reproduction"] = reproduction_json(r)
         obj.update({"rules": lb.rules, "definition": lb.definition, "definition_hash": lb.definition_hash,
                     "manifest": lb.manifest, "compute": lb.compute, "fixed_budget": lb.fixed_budget,
                     "supersedes": [{"version": v, "rules": r} for v, r in lb.superseded],
