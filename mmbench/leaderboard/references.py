@@ -97,11 +97,26 @@ def parity_reference(rec: dict, metric: str, ours) -> Reference:
                      f"Welch's t-test p = {p:.4f} {'≥' if p >= ALPHA else '<'} {ALPHA:g}")
 
 
+def check_metrics(card) -> None:
+    """Every metric of the card's published results is our canonical name of a known metric."""
+    from ..errors import ConfigError
+    from ..evaluate.metrics import canonical
+
+    for i, p in enumerate(card.published):
+        try:
+            name = canonical(p["metric"])
+        except ConfigError as e:
+            raise ConfigError(f"published[{i}].metric: {e}", where=str(card.path)) from None
+        if name != p["metric"]:
+            raise ConfigError(f"published[{i}].metric {p['metric']!r} must be written {name!r}", where=str(card.path))
+
+
 def card_published(suite) -> tuple[list[dict], str]:
     """The card's published results that this board can be compared with, and why not when none can."""
     card = suite.card()
     if not card.published:
         return [], ""
+    check_metrics(card)
     if suite.data.get("split", card.split) != card.split or suite.data.get("filters", card.filters) != card.filters:
         return [], (f"The card of {card.name} lists published results, measured on its own split and filters; "
                     "this suite sets others, so they are not compared.")

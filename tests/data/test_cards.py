@@ -4,6 +4,7 @@ import pytest
 
 from mmbench.data.cards import find_card, load_card
 from mmbench.errors import ConfigError
+from mmbench.leaderboard.references import check_metrics
 
 from ..helpers import write_card
 
@@ -43,8 +44,7 @@ def test_a_card_without_published_results_has_none(tmp_path):
 @pytest.mark.parametrize("extra,message", [
     (PUBLICATION + entry(source='"zhou"'), "published[0].source 'zhou' is not a key of [publications]"),
     (PUBLICATION + entry(model='"freedon"'), "published[0].model 'freedon' is not a registered model"),
-    (PUBLICATION + entry(metric='"Recall@20"'), "published[0].metric 'Recall@20' must be written 'recall@20'"),
-    (PUBLICATION + entry(metric='"recal@20"'), "published[0].metric: unknown metric 'recal'"),
+    (PUBLICATION + entry(metric='"Recall@20"'), "published[0].metric 'Recall@20' must be our canonical name"),
     (PUBLICATION + entry(value='"0.03"'), "'published[0].value' must be float"),
     (PUBLICATION + entry(table=None), "missing required key 'published[0].table'"),
     (PUBLICATION + entry(low="0.03"), "published[0]: low and high go together"),
@@ -61,9 +61,19 @@ def test_a_wrong_published_result_is_one_line_naming_the_file_and_field(tmp_path
     assert "\n" not in text and text.startswith(f"{path}: ") and message in text
 
 
+@pytest.mark.parametrize("metric,message", [("recal@20", "published[0].metric: unknown metric 'recal'"),
+                                            ("ndcg@020", "published[0].metric 'ndcg@020' must be written 'ndcg@20'")])
+def test_a_metric_we_do_not_know_is_refused_where_a_board_compares_it(tmp_path, metric, message):
+    card = load_card(card_with(tmp_path, PUBLICATION + entry(metric=f'"{metric}"')))  # metrics: a higher layer
+    with pytest.raises(ConfigError) as e:
+        check_metrics(card)
+    assert str(e.value).startswith(f"{card.path}: ") and message in str(e.value)
+
+
 def test_the_amazon_cards_published_results_are_valid():
     """The built-in cards load (a broken one raises) and name only our models and metrics."""
     for name in ("amazon-baby", "amazon-sports", "amazon-clothing"):
+        check_metrics(find_card(name))
         for p in find_card(name).published:
             assert p["metric"] in {"recall@10", "recall@20", "ndcg@10", "ndcg@20"} and 0 < p["value"] < 1
             assert p["publication"]["url"].startswith("https://")
