@@ -76,6 +76,24 @@ TEXT_VARIANT_SPEC = {  # [text.variants."<feature key>"]: another text per item,
     "key": (str, True),  # its column holding the item's id ...
     "join": (str, True),  # ... matched to this item attribute of the prepared dataset
 }
+PUBLICATION_SPEC = {  # [publications.<key>]: a paper or page whose results [[published]] lists
+    "citation": (str, True),
+    "url": (str, True),
+    "split": (str, True),  # how its train/valid/test split was made (e.g. "MMRec's preset x_label, 8:1:1 per user")
+    "masking": (str, False),  # which items it masks at test
+    "selection": (str, False),  # how it selects hyper-parameters and stops training
+    "note": (str, False),
+}
+PUBLISHED_SPEC = {  # one published value: [[published]]
+    "source": (str, True),  # a key of [publications]
+    "table": (str, True),  # where in the source, e.g. "Table 2"
+    "model": (str, True),  # our registered model name
+    "metric": (str, True),  # our canonical metric name, e.g. "recall@20"
+    "value": (float, True),
+    "low": (float, False),  # a range the source reports (e.g. over its runs): low and high together
+    "high": (float, False),
+    "note": (str, False),
+}
 CARD_SPEC = {
     "dataset": Table({
         "name": (str, True),
@@ -110,6 +128,8 @@ CARD_SPEC = {
     "filters": Table(FILTERS_SPEC),
     "split": Table(SPLIT_SPEC, required=True),
     "stats": Table({}, open=True),  # published statistics, checked after preparation
+    "publications": Table({}, open=True),  # key -> PUBLICATION_SPEC
+    "published": ArrayOf(PUBLISHED_SPEC),  # published results on this dataset (mmbench.leaderboard.references)
 }
 
 
@@ -157,6 +177,13 @@ class Card:
     def side_sources(self) -> list[dict]:
         """Files some features need beyond the dataset (``[[side_sources]]``), never fetched by prepare."""
         return list(self.data.get("side_sources", []))
+
+    @property
+    def published(self) -> list[dict]:
+        """The published results, each with its publication's fields (citation, url, split, ...)
+        under ``publication``."""
+        pubs = self.data.get("publications", {})
+        return [{**p, "publication": pubs[p["source"]]} for p in self.data.get("published", [])]
 
     @property
     def format(self) -> str:
@@ -221,6 +248,41 @@ def _check_formats(data: dict, where: str, formats: list[str]) -> None:
             raise ConfigError(f"{key} {fmt!r} is not a registered dataset format", where=where, hint=hint)
 
 
+def validate_published(data: dict, where: str) -> None:
+    """[publications] and [[published]]: every source a publication key, every model registered,
+    every metric in lower case (that it is a known metric is checked where a board compares it:
+    metrics are a higher layer), a range around its value, no value given twice."""
+    from .. import registry
+
+    pubs = data.get("publications", {})
+    for key, pub in pubs.items():
+        check_name(key, "publications key", where)
+        validate(pub, PUBLICATION_SPEC, where=where, path=f"publications.{key}")
+    models, seen = registry.entries("models"), set()
+    for i, p in enumerate(data.get("published", [])):
+        at = f"published[{i}]"
+        if p["source"] not in pubs:
+            raise ConfigError(f"{at}.source {p['source']!r} is not a key of [publications]", where=where,
+                              hint=f"add [publications.{p['source']}] (citation, url, split)")
+        if p["model"] not in models:
+            import difflib
+
+            close = difflib.get_close_matches(p["model"], list(models), n=3, cutoff=0.5)
+            raise ConfigError(f"{at}.model {p['model']!r} is not a registered model", where=where,
+                              hint=f"did you mean {', '.join(map(repr, close))}?" if close else
+                              "`mmbench models list` shows them")
+        if p["metric"] != "".join(p["metric"].split()).lower():  # whether it names a metric: on a board
+            raise ConfigError(f"{at}.metric {p['metric']!r} must be our canonical name, in lower case "
+                              "(e.g. 'recall@20')", where=where)
+        if ("low" in p) != ("high" in p) or ("low" in p and not p["low"] <= p["value"] <= p["high"]):
+            raise ConfigError(f"{at}: low and high go together, around value (low <= value <= high)", where=where)
+        cell = (p["source"], p["table"], p["model"], p["metric"])
+        if cell in seen:
+            raise ConfigError(f"{at}: {p['model']} {p['metric']} of {p['source']} {p['table']} is given twice",
+                              where=where)
+        seen.add(cell)
+
+
 def _strings(table: dict, name: str, where: str) -> None:
     """Every value of an open table (file names, checksums, templates) is a string."""
     for key, value in table.items():
@@ -237,6 +299,7 @@ def load_card(path: str | Path, formats: list[str] | None = None) -> Card:
     validate_filters(data.get("filters", {}), where)
     validate_split(data["split"], where)
     _check_formats(data, where, registered_formats() if formats is None else formats)
+    validate_published(data, where)
     for key in ("name", "version"):  # both become folder names in the data home
         check_name(data["dataset"][key], f"dataset.{key}", where)
     _check_sources(data, where)

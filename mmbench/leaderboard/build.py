@@ -11,7 +11,8 @@ paired test on per-user values (averaged over seeds), Holm-corrected over the mo
 Under rules 2 a rating metric is shown as the mean over users of each user's error, the
 statistic the paired test compares (the records' RMSE/MAE over all rated pairs is another
 quantity), and the board carries its compute, its records' manifest and the suite's
-definition hash (:mod:`.integrity`, :mod:`mmbench.suite.tuning`).
+definition hash (:mod:`.integrity`, :mod:`mmbench.suite.tuning`), its parity records and the
+reproduction status of each cell (:mod:`.references`).
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ class Row:
     marks: dict[str, Comparison] = field(default_factory=dict)  # metric -> comparison with the column's best
     best: set = field(default_factory=set)  # metrics where this row is the best
     per_user: dict = field(default_factory=dict, repr=False)  # metric -> (users, values averaged over seeds)
+    references: dict = field(default_factory=dict)  # rules 2: metric -> [references.Reference]
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Leaderboard:
     definition_hash: str = ""
     superseded: list = field(default_factory=list)  # (version, rules) of the older v<M>/ folders, kept as built
     parity: list = field(default_factory=list)  # rules 2: the suite's parity records (mmbench.parity)
+    references_note: str = ""  # rules 2: why the card's published results are not compared, when they are not
 
     @property
     def columns(self) -> list[str]:
@@ -167,8 +170,11 @@ def _account(lb: Leaderboard, suite, results: Path, found: Found) -> None:
     lb.definition_hash = hash_params(lb.definition)
     from .parity import board_parity
 
+    from .references import attach
+
     lb.parity, rejected = board_parity(suite, lb.dataset.get("fingerprint"))
     lb.rejected = sorted(lb.rejected + rejected)
+    lb.references_note = attach(lb, suite)
 
 
 def _older_versions(suite) -> list[tuple[int, int]]:

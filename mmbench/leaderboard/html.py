@@ -14,6 +14,7 @@ from html import escape
 
 from ..evaluate.metrics import get, higher_is_better
 from ..stats import TESTS
+from .references import HEADERS as REFERENCE_HEADERS, cell_mark, intro as reproduction_intro, section_rows, sources
 from .parity import intro as parity_intro
 from .text import ENV_KEYS, LEAK, compute_line, fmt_p, legend, rules_facts, short_params, tuning_summary
 
@@ -347,6 +348,7 @@ def _table(lb, color) -> str:
                 cmp_ is not None and cmp_.significant) else ""
             if r.unconverged:
                 sig += f'<span class="sig" title="not converged (seeds {r.unconverged})">‡</span>'
+            sig += _reference_mark(r.references.get(c, []))
             title = f' title="p (Holm) = {cmp_.p_holm:.4g} vs best"' if cmp_ is not None else ""
             cls = ' class="best"' if c in r.best else ""
             cells.append(f'<td{cls} data-v="{s.mean:.8f}"{title}>{s.mean:.4f}<span class="pm">±{s.std:.4f}</span>'
@@ -355,6 +357,15 @@ def _table(lb, color) -> str:
         body.append(f'<tr data-model="{escape(r.key)}" data-rank="{r.rank}">' + "".join(cells) + "</tr>")
     return ('<div class="scroll"><table id="board"><thead><tr>' + "".join(head) + "</tr></thead><tbody>"
             + "\n".join(body) + "</tbody></table></div>")
+
+
+def _reference_mark(refs: list) -> str:
+    """The cell's reproduction mark, its references in the tooltip."""
+    if not refs:
+        return ""
+    tip = "; ".join(f"{ref.status}: {ref.value:.4f} ({'-' if ref.gap is None else f'{100 * ref.gap:+.1f}%'}), "
+                    f"{ref.source}" for ref in refs)
+    return f' <small class="ref" title="{escape(tip)}">{cell_mark(refs)}</small>'
 
 
 def _stats_table(lb) -> str:
@@ -456,6 +467,21 @@ def _parity(lb) -> list[str]:
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></section>"]
 
 
+def _reproduction(lb) -> list[str]:
+    rows = section_rows(lb)
+    if not rows and not lb.references_note:
+        return []
+    note = f'<p class="note">{escape(lb.references_note)}</p>' if lb.references_note else ""
+    if not rows:
+        return [f'<section id="reproduction"><h2>Reproduction</h2>{note}</section>']
+    head = "".join(f'<th class="text">{escape(h)}</th>' for h in REFERENCE_HEADERS)
+    body = "".join("<tr>" + "".join(f'<td class="text">{escape(c)}</td>' for c in row) + "</tr>" for row in rows)
+    cited = "".join(f"<li>{_code(line)}</li>" for line in sources(lb))
+    return [f'<section id="reproduction"><h2>Reproduction</h2>{note}<p class="note">{_code(reproduction_intro())}</p>'
+            f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+            f"<h3>Sources</h3><ul>{cited}</ul></section>"]
+
+
 def _protocol(lb, suite) -> list[str]:
     p = lb.protocol
     return [
@@ -508,4 +534,5 @@ def to_html(lb, suite) -> str:
     ]
     if lb.rows:
         parts += _figures(lb, color)
-    return "\n".join(parts + _tuning(lb, suite) + _parity(lb) + _protocol(lb, suite) + _provenance(lb, suite))
+    return "\n".join(parts + _tuning(lb, suite) + _parity(lb) + _reproduction(lb) + _protocol(lb, suite)
+                     + _provenance(lb, suite))

@@ -14,6 +14,8 @@ from ..io import canonical_json
 from ..stats import TEST_NAMES, TESTS, Summary
 from .parity import as_json as parity_json, intro as parity_intro
 from .build import Leaderboard, Row
+from .references import HEADERS as REFERENCE_HEADERS, as_json as reproduction_json, cell_mark, \
+    intro as reproduction_intro, legend as reproduction_legend, section_rows, sources
 
 MARK = "†"  # significantly worse than the best of the column
 UNCONVERGED = "‡"  # a seed's run stopped at its epoch budget with its best epoch within the last `patience`
@@ -33,6 +35,8 @@ def fmt_cell(row: Row, metric: str, *, markdown: bool = True) -> str:
         text += MARK
     if row.unconverged:
         text += UNCONVERGED
+    if metric in row.references:
+        text += " " + cell_mark(row.references[metric])
     return text
 
 
@@ -67,6 +71,8 @@ def legend(lb: Leaderboard) -> str:
     if any(get(m).kind == "rating" for m in lb.columns):
         text += (" RMSE and MAE: each user's error on their held-out ratings, averaged over users; the mean ± std, "
                  "the confidence interval and the paired test are all on this statistic.")
+    if any(r.references for r in lb.rows):
+        text += " " + reproduction_legend()
     return text
 
 
@@ -93,7 +99,7 @@ def to_markdown(lb: Leaderboard, suite) -> str:
         lines += ["No accepted records yet.", ""]
     else:
         lines += (_results(lb, suite) + _stats_section(lb) + _selection_section(lb) + _tuning_section(lb, suite)
-                  + _parity_section(lb))
+                  + _parity_section(lb) + _reproduction_section(lb))
     lines += _protocol_section(lb, suite) + _provenance(lb, suite)
     return "\n".join(lines)
 
@@ -195,6 +201,15 @@ def _parity_section(lb: Leaderboard) -> list[str]:
     if not lb.parity:
         return []
     return ["## Parity", "", parity_intro(lb), "", _table(HEADERS, table_rows(lb.parity)), ""]
+
+
+def _reproduction_section(lb: Leaderboard) -> list[str]:
+    rows = section_rows(lb)
+    if not rows and not lb.references_note:
+        return []
+    return (["## Reproduction", ""] + ([lb.references_note, ""] if lb.references_note else [])
+            + ([reproduction_intro(), "", _table(REFERENCE_HEADERS, rows), "", "Sources:", ""]
+               + [f"- {line}" for line in sources(lb)] + [""] if rows else []))
 
 
 def _provenance(lb: Leaderboard, suite) -> list[str]:
@@ -323,10 +338,13 @@ def to_json(lb: Leaderboard) -> str:
         for row, r in zip(obj["rows"], lb.rows):
             row["not_converged_seeds"] = r.unconverged
             row["features_leak"] = r.leaks
+            row["reproduction"] = reproduction_json(r)
         obj.update({"rules": lb.rules, "definition": lb.definition, "definition_hash": lb.definition_hash,
                     "manifest": lb.manifest, "compute": lb.compute, "fixed_budget": lb.fixed_budget,
                     "supersedes": [{"version": v, "rules": r} for v, r in lb.superseded],
                     "rating_statistic": "mean over users of each user's error (table, interval and test)"})
         if lb.parity:
             obj["parity"] = parity_json(lb)
+        if lb.references_note:
+            obj["references_note"] = lb.references_note
     return canonical_json(obj)
