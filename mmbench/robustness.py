@@ -141,3 +141,30 @@ def evaluate_drops(model, spec: DropSpec, dataset, protocol, *, device: str, par
     if skipped:
         block["skipped_keys"] = skipped
     return block
+
+
+def robustness_lines(block: dict | None, metric: str) -> list[str]:
+    """One line per dropped name of a record's ``robustness`` block: ``metric`` at each share."""
+    if not block:
+        return []
+    if "skipped" in block:
+        return [f"robustness: skipped ({block['skipped']})"]
+    lines = [f"drop {r['key']}: " + "  ".join(f"p={s['share']:g} {s['metrics'].get(metric, float('nan')):.4f}"
+                                                for s in r["shares"]) for r in block["results"]]
+    return lines + [f"drop {s['key']}: skipped ({s['reason']})" for s in block.get("skipped_keys", [])]
+
+
+def curves(blocks: list[dict], spec: DropSpec, metric: str) -> dict[str, list[list[float]]]:
+    """Per dropped name, ``metric`` at each share of ``spec`` over the blocks made with it
+    (one list of values per share, one value per block): what a board averages over seeds.
+    Names a model skipped, and blocks made with another spec, are left out."""
+    out: dict[str, list[list[float]]] = {}
+    for b in blocks:
+        if not spec.matches(b):
+            continue
+        for r in b.get("results", []):
+            vals = out.setdefault(r["key"], [[] for _ in spec.shares])
+            for i, s in enumerate(r["shares"]):
+                if metric in s["metrics"]:
+                    vals[i].append(float(s["metrics"][metric]))
+    return out

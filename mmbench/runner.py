@@ -62,20 +62,6 @@ def validation_context(dataset, protocol: Protocol, metric: str, device: str, ch
     return FitContext(validate, higher_is_better(metric), checkpoint, checkpoint_key, resume)
 
 
-def selection_metric(protocol: Protocol, model_cls) -> str:
-    """The validation metric early stopping and model selection use for a model of
-    ``model_cls``: the protocol's (:meth:`Protocol.valid_metric`), except that a model that
-    reads no item content is selected on a ``/cold`` metric without its group: it has no
-    signal for an item without training interactions, so its value there cannot tell its
-    epochs or configurations apart."""
-    from .evaluate.metrics import split_group
-    from .models.base import declared_modalities
-
-    metric = protocol.valid_metric(getattr(model_cls, "task", "ranking"))
-    base, group = split_group(metric)
-    return base if group == "cold" and not declared_modalities(model_cls)[2] else metric
-
-
 def dataset_features(model_cls, dataset, keys: list[str] | None) -> dict:
     """The stored features of ``dataset`` (all, or ``keys``) that the model reads; an unknown
     key, or a modality the model needs and the dataset lacks, is an error before training."""
@@ -98,7 +84,7 @@ def run_one(model: str | ModelSpec, dataset, *, params: dict | None = None, seed
                selection or {"method": "fixed", "on": "valid"}, resume, robustness)
     job.path = record_path(results, suite, dataset.name, model_dir(spec.name), job.params_hash, seed,
                            job.selection.get("stage", "final"))
-    if not force and (rec := finished(job.path)) is not None:
+    if not force and (rec := job.finished()) is not None:
         return rec, job.path, "skipped"
     if not lock:
         retire_failed(job.path)
@@ -109,7 +95,7 @@ def run_one(model: str | ModelSpec, dataset, *, params: dict | None = None, seed
         job.path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(job.path) + ".lock", timeout=0):
-            if not force and (rec := finished(job.path)) is not None:  # finished by another process meanwhile
+            if not force and (rec := job.finished()) is not None:  # finished by another process meanwhile
                 return rec, job.path, "skipped"
             retire_failed(job.path)
             return job.execute()
@@ -146,12 +132,24 @@ class _Job:
     def task(self) -> str:
         return getattr(self.spec.cls, "task", "ranking")
 
+    @property
+    def drops(self) -> DropSpec | None:
+        """The modality drop this job is evaluated under: a final record's only."""
+        return self.robustness if self.selection.get("stage", "final") == "final" else None
+
+    def finished(self) -> dict | None:
+        """Its finished record, unless a modality drop is asked that the record lacks."""
+        rec = finished(self.path)
+        if rec is None or self.drops is None or self.drops.matches(rec.get("robustness")):
+            return rec
+        return None
+
     def execute(self) -> tuple[dict, Path, str]:
         from .models.training import resolve_device
 
         self.device = resolve_device(self.device)
         features = dataset_features(self.spec.cls, self.dataset, self.feature_keys)
-        drops = self.robustness if self.selection.get("stage", "final") == "final" else None
+        drops = self.drops
         if drops is not None:
             drops.check(self.feature_keys or self.dataset.features.keys())
         rec = self.header(features)
@@ -197,7 +195,7 @@ class _Job:
 
     def fit(self, features: dict):
         model = self.spec.cls(**self.params)
-        valid_metric = selection_metric(self.protocol, self.spec.cls)
+        valid_metric = self.protocol.selection_metric(self.spec.cls)
         context = validation_context(self.dataset, self.protocol, valid_metric, self.device,
                                      checkpoint_path(self.path),
                                      f"{self.params_hash}:{self.dataset.fingerprint}:{self.seed}:{self.device}",

@@ -388,6 +388,25 @@ def _copy_card_features(fmt: Format, card: Card, folder: Path, out: Path, raw_id
     return out_fp
 
 
+def share_features(source: PreparedDataset, target: PreparedDataset, keys: list[str]) -> list[str]:
+    """Copy the features ``keys`` that ``target`` lacks from ``source``, a preparation of the
+    same items under another split (features describe items, not a split: a suite with its
+    own split reads the features extracted for the card's). Returns the keys copied; the
+    item lists must be identical, row for row."""
+    wanted = [k for k in keys if k not in target.features and k in source.features]
+    if not wanted:
+        return []
+    if source.item_raw_ids() != target.item_raw_ids():
+        raise DataError(f"cannot share features {wanted}: the two preparations index different items",
+                        where=str(target.path), hint="extract the features for this preparation")
+    for k in wanted:
+        f = source.features.get(k)
+        target.features.put(k, f.values, f.mask, meta={m: v for m, v in f.meta.items()
+                                                         if m not in ("key", "fingerprint", "shape", "missing_rows")})
+    record_features(target)
+    return wanted
+
+
 def record_features(target) -> dict[str, str]:
     """Write the feature store's fingerprints into ``manifest.json`` (atomically); return them.
 

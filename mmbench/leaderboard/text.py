@@ -14,6 +14,7 @@ from ..io import canonical_json
 from ..stats import TEST_NAMES, TESTS, Summary
 from .parity import as_json as parity_json, intro as parity_intro
 from .build import Leaderboard, Row
+from .robustness import ID_ONLY, ID_ONLY_NOTE, intro as robustness_intro, table as robustness_table
 
 MARK = "†"  # significantly worse than the best of the column
 UNCONVERGED = "‡"  # a seed's run stopped at its epoch budget with its best epoch within the last `patience`
@@ -58,10 +59,17 @@ def legend(lb: Leaderboard) -> str:
     text += (f" {UNCONVERGED}: not converged: for some seed the best validation epoch lies within the last "
              "`patience` evaluations of the epoch budget, so the training was cut, not finished"
              + (" (allowed on this fixed-budget track)." if lb.fixed_budget else "."))
+    if lb.cold:
+        text += " " + ID_ONLY_NOTE
     if any(get(m).kind == "rating" for m in lb.columns):
         text += (" RMSE and MAE: each user's error on their held-out ratings, averaged over users; the mean ± std, "
                  "the confidence interval and the paired test are all on this statistic.")
     return text
+
+
+def row_label(lb: Leaderboard, r: Row) -> str:
+    """The model's label, marked when it is ID-only on a board with /cold columns."""
+    return r.label + (ID_ONLY if lb.cold and r.id_only else "")
 
 
 def compute_line(lb: Leaderboard) -> str:
@@ -86,7 +94,7 @@ def to_markdown(lb: Leaderboard, suite) -> str:
     if not lb.rows:
         lines += ["No accepted records yet.", ""]
     else:
-        lines += (_results(lb, suite) + _stats_section(lb) + _selection_section(lb) + _tuning_section(lb, suite)
+        lines += (_results(lb, suite) + _robustness_section(lb) + _stats_section(lb) + _selection_section(lb) + _tuning_section(lb, suite)
                   + _parity_section(lb))
     lines += _protocol_section(lb, suite) + _provenance(lb, suite)
     return "\n".join(lines)
@@ -111,7 +119,7 @@ def _head(lb: Leaderboard, suite) -> list[str]:
 def _results(lb: Leaderboard, suite) -> list[str]:
     headers = ["Rank", "Model"] + [f"**{m}**" if m == lb.main_metric else m for m in lb.metrics] + [
         "Fit (s)", "Seeds"]
-    body = [[r.rank, r.label] + [fmt_cell(r, m) for m in lb.metrics] + [f"{r.fit_s:.1f}", _seeds(r, suite)]
+    body = [[r.rank, row_label(lb, r)] + [fmt_cell(r, m) for m in lb.metrics] + [f"{r.fit_s:.1f}", _seeds(r, suite)]
             for r in lb.rows]
     lines = [_table(headers, body), ""]
     if lb.beyond:
@@ -120,9 +128,18 @@ def _results(lb: Leaderboard, suite) -> list[str]:
                   "(lower is more even); novelty: mean self-information −log2(popularity) of recommended items; "
                   "`/cold`: restricted to items without training interactions; `/tail`: restricted to items "
                   "outside the top 20% by training popularity (users without such a test item left out).", ""]
-        body = [[r.rank, r.label] + [fmt_cell(r, m) for m in lb.beyond] for r in lb.rows]
+        body = [[r.rank, row_label(lb, r)] + [fmt_cell(r, m) for m in lb.beyond] for r in lb.rows]
         lines += [_table(["Rank", "Model"] + lb.beyond, body), ""]
     return lines
+
+
+def _robustness_section(lb: Leaderboard) -> list[str]:
+    if not lb.robustness:
+        return []
+    headers, rows, notes = robustness_table(lb)
+    lines = ["## Robustness to a missing modality", "", robustness_intro(lb), ""]
+    lines += [_table(headers, rows), ""] if rows else ["No model has a curve yet.", ""]
+    return lines + ([f"- {label}: no curve ({why})." for label, why in notes] + [""] if notes else [])
 
 
 def _protocol_section(lb: Leaderboard, suite) -> list[str]:
@@ -322,4 +339,12 @@ def to_json(lb: Leaderboard) -> str:
                     "rating_statistic": "mean over users of each user's error (table, interval and test)"})
         if lb.parity:
             obj["parity"] = parity_json(lb)
+        if lb.cold:
+            for row, r in zip(obj["rows"], lb.rows):
+                row["id_only"] = r.id_only
+    if lb.robustness:
+        obj["robustness"] = {**lb.robustness, "rows": [
+            {"model": r.label, "missing_rows": r.missing, "note": r.robustness_note,
+             "curves": {k: [{"mean": _r(x.mean), "std": _r(x.std), "n": x.n} for x in v]
+                        for k, v in sorted(r.robustness.items())}} for r in lb.rows]}
     return canonical_json(obj)

@@ -145,7 +145,7 @@ class _Survey:
         if entry.method == "fixed":
             sel = {"method": "fixed", "on": "valid"}
             return [self.job_row(entry, entry.params, s, "final", sel) for s in self.suite.seeds]
-        metric = self.suite.protocol.valid_metric(getattr(self.spec(entry.name).cls, "task", "ranking"))
+        metric = self.suite.protocol.selection_metric(self.spec(entry.name).cls)
         search_sel = {"method": entry.method, "on": "valid", "stage": "search", "metric": metric}
         rows: list[Row] = []
         candidates: list[dict] = []
