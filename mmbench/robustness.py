@@ -48,7 +48,8 @@ class DropSpec:
     def __post_init__(self):
         keys, shares = tuple(self.keys), tuple(float(p) for p in self.shares)
         if not keys or any(not k or k != k.strip() for k in keys) or len(set(keys)) != len(keys):
-            raise ConfigError(f"robustness keys must be distinct, non-empty feature keys or modalities, got {list(keys)}")
+            raise ConfigError("robustness keys must be distinct, non-empty feature keys or modalities, "
+                              f"got {list(keys)}")
         bad = [p for p in shares if not (math.isfinite(p) and 0.0 <= p <= 1.0)]
         if not shares or bad or len(set(shares)) != len(shares):
             raise ConfigError(f"robustness shares must be distinct numbers in [0, 1], got {list(self.shares)}",
@@ -97,10 +98,13 @@ def keys_for(name: str, read: list[str]) -> list[str]:
 
 def missing_handling(model_cls, params: dict) -> str:
     """How a model treats a missing row, from its own declaration: its ``missing`` parameter
-    (learned token or dropped), else the first sentence of its docstring about missing rows."""
+    (learned token or dropped), else its ``missing_rows`` class attribute, else the first
+    sentence of its docstring about missing rows."""
     if "missing" in params:
         mode = params["missing"]
         return f"{MISSING_LABELS.get(mode, mode)} (missing = {mode!r})"
+    if getattr(model_cls, "missing_rows", None):
+        return model_cls.missing_rows
     doc = " ".join((model_cls.__doc__ or "").replace("``", "`").split())
     said = next((s for s in re.split(r"(?<=[.;])\s+", doc) if "missing" in s.lower()), None)
     if said is None:

@@ -129,3 +129,19 @@ def test_unknown_name_is_named():
     with pytest.raises(ConfigError, match="cannot drop 'image'"):
         DropSpec(("image",)).check(["text/a", "audio/b"])
     DropSpec(("text", "audio/b")).check(["text/a", "audio/b"])
+
+
+def test_every_content_model_declares_how_it_treats_a_missing_row():
+    from mmbench import registry
+    from mmbench.models.base import declared_modalities
+    from mmbench.robustness import missing_handling
+
+    said = {}
+    for name in registry.entries("models"):
+        spec = ModelSpec.resolve(name)
+        if declared_modalities(spec.cls)[2]:
+            said[name] = missing_handling(spec.cls, spec.params({}))
+    assert len(said) >= 15
+    vague = {n: s for n, s in said.items() if not s.startswith(("learned token", "dropped", "imputed"))}
+    assert not vague
+    assert said["early-fusion"] == "learned token (missing = 'embed')"

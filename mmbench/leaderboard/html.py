@@ -328,8 +328,8 @@ def _table(lb, color) -> str:
     for r in lb.rows:
         cells = [f'<td data-v="{r.rank}">{r.rank}</td>',
                  f'<td class="text" data-v="{escape(r.label)}"><span class="swatch" style="background:'
-                 f'{color[r.key]}"></span>{escape(row_label(lb, r))} <small>{escape(r.distribution)} {escape(r.version)}'
-                 '</small></td>']
+                 f'{color[r.key]}"></span>{escape(row_label(lb, r))} <small>{escape(r.distribution)} '
+                 f'{escape(r.version)}</small></td>']
         for c in cols:
             s = r.test.get(c)
             if s is None:
