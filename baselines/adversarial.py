@@ -87,6 +87,9 @@ class AdversarialAlignment(CachedEmbeddings, TorchRecommender):
     item embeddings in the shared space (for probing how modality-invariant they are).
     """
 
+    # how a missing feature row is treated (mmbench.robustness)
+    missing_rows = "dropped (left out of the mean and of the discriminator)"
+
     paper = "Ganin & Lempitsky, ICML 2015; Wang et al., ACM MM 2017"
     requires_any = CONTENT_MODALITIES
     embedding_dim = Param(64, ge=1, help="size of the shared space (user, item and projected modalities)")

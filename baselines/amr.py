@@ -57,6 +57,9 @@ class AMR(CachedEmbeddings, TorchRecommender, epochs=500, patience=20):
     False) contributes a learned missing embedding and is never perturbed.
     """
 
+    # how a missing feature row is treated (mmbench.robustness)
+    missing_rows = "learned token (a per-key missing vector, never perturbed)"
+
     paper = "Tang et al., IEEE TKDE 2019"
     requires_any = CONTENT_MODALITIES
     embedding_dim = Param(64, ge=1, help="size of the user and item representations")

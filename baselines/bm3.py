@@ -49,6 +49,9 @@ class BM3(CachedEmbeddings, TorchRecommender, epochs=1000, patience=20):
     False) are left out of the alignment terms; they never act as content.
     """
 
+    # how a missing feature row is treated (mmbench.robustness)
+    missing_rows = "dropped (never content; left out of the alignment terms)"
+
     paper = "Zhou et al., WWW 2023"
     requires_any = CONTENT_MODALITIES
     embedding_dim = Param(64, ge=1, help="size of the user, item and projected modality embeddings")

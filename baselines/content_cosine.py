@@ -79,6 +79,9 @@ class ContentCosine(ContentRecommender):
     Uses any non-empty subset of text/image/audio/video.
     """
 
+    # how a missing feature row is treated (mmbench.robustness)
+    missing_rows = "learned token (a per-key missing vector)"
+
     paper = "Pazzani & Billsus, The Adaptive Web 2007; Lops et al., RS Handbook 2011"
     embedding_dim = Param(64, ge=1, help="size of the projected content (and learned user) vectors")
     profile = Param("mean", choices=("mean", "learned"), help="user = mean of their items' content, or free")

@@ -145,6 +145,9 @@ class E2EEarlyFusion(ContentRecommender):
     alone is enough (text only on ml-100k, which has no images).
     """
 
+    # how a missing feature row is treated (mmbench.robustness)
+    missing_rows = "learned token (a per-key missing vector; the encoder never sees it)"
+
     paper = "Kang et al., ICDM 2017 (DVBPR); Bansal et al., RecSys 2016 (Ask the GRU)"
     requires_any = RAW_MODALITIES
     lr = Param(1e-3, gt=0.0, log=True, space=(3e-4, 1e-3, 3e-3), help="learning rate of the optimiser")

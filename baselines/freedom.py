@@ -61,6 +61,10 @@ class FREEDOM(CachedEmbeddings, TorchRecommender, epochs=1000, patience=20):
     through the auxiliary loss).
     """
 
+    # how a missing feature row is treated (mmbench.robustness)
+    missing_rows = ("dropped from the item graph (neighbours from the other modalities); learned token in the "
+                    "auxiliary losses")
+
     paper = "Zhou & Shen, ACM MM 2023"
     requires_any = CONTENT_MODALITIES
     embedding_dim = Param(64, ge=1, help="size of the user and item embeddings")

@@ -44,6 +44,9 @@ class ItemKNNCBF(Recommender):
     text/image/audio/video; items with no content at all have no neighbours (score 0).
     """
 
+    # how a missing feature row is treated (mmbench.robustness)
+    missing_rows = "dropped (the cosine averages the keys both items have)"
+
     paper = "Ferrari Dacrema et al., RecSys 2019; Lops et al., RS Handbook 2011"
     requires_any = CONTENT_MODALITIES
 

@@ -115,6 +115,9 @@ class SubspaceAlignment(ContentRecommender):
     for recommendation. Uses any non-empty subset of text/image/audio/video.
     """
 
+    # how a missing feature row is treated (mmbench.robustness)
+    missing_rows = "dropped (the common subspace pools the present views, aligned to stand in for it)"
+
     paper = "Andrew et al., ICML 2013 (DCCA); Chang et al., CVPR 2018 (soft CCA); Radford et al., ICML 2021 (CLIP)"
     lr = Param(1e-3, gt=0.0, log=True, space=(3e-4, 1e-3, 3e-3), help="learning rate of the optimiser")
     reg = Param(1e-4, ge=0.0, space=(1e-5, 1e-4, 1e-3), help="L2 weight on the batch's user and ID embeddings")

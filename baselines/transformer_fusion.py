@@ -102,6 +102,9 @@ class TransformerFusion(ContentRecommender):
     Adam lr 1e-3, batch 2048. Uses any non-empty subset of text/image/audio/video.
     """
 
+    # how a missing feature row is treated (mmbench.robustness)
+    missing_rows = "dropped (masked out of the attention: key padding)"
+
     paper = "Vaswani et al., NeurIPS 2017; Xiong et al., ICML 2020 (pre-norm); Li et al., NeurIPS 2021 (ALBEF)"
     lr = Param(1e-3, gt=0.0, log=True, space=(3e-4, 1e-3, 3e-3), help="learning rate of the optimiser")
     reg = Param(1e-4, ge=0.0, space=(1e-5, 1e-4, 1e-3), help="L2 weight on the batch's user and ID embeddings")

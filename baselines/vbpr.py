@@ -64,6 +64,9 @@ class VBPR(ContentRecommender, reg=1e-4):
     so its scale differs from the paper's lambda_Theta.
     """
 
+    # how a missing feature row is treated (mmbench.robustness)
+    missing_rows = "learned token (a per-key missing vector)"
+
     paper = "He & McAuley, AAAI 2016"
     embedding_dim = Param(10, ge=1, help="K: size of the ID factors")
     content_dim = Param(10, ge=1, help="K': size of the content factors (projection of the features)")

@@ -67,6 +67,20 @@ class Protocol:
             return self.ranking_metrics[0]
         return self.main_metric
 
+    def selection_metric(self, model_cls) -> str:
+        """The validation metric early stopping and model selection use for a model of
+        ``model_cls``: :meth:`valid_metric` of its task, except that a model that reads no
+        item content is selected on a ``/cold`` metric without its group. It has no signal
+        for an item without training interactions (it ranks them by item rows that training
+        only ever pushed down as negatives), so its value there cannot tell its epochs or
+        configurations apart."""
+        from .evaluate.metrics import split_group
+        from .models.base import declared_modalities
+
+        metric = self.valid_metric(getattr(model_cls, "task", "ranking"))
+        base, group = split_group(metric)
+        return base if group == "cold" and not declared_modalities(model_cls)[2] else metric
+
     def as_dict(self) -> dict:
         d = asdict(self)
         d["metrics"] = list(self.metrics)

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import registry
-from .errors import MMBenchError, TrainingError
+from .errors import ConfigError, MMBenchError, TrainingError
 from .io import hash_params, storage
 from .models import model_params
 from .models.params import validate_params
 from .protocol import RANKING, Protocol
+from .robustness import DropSpec, evaluate_drops
 from .records import SCHEMA, finished, model_dir, record_path, retire_failed, write_record
 
 
@@ -52,6 +53,10 @@ def validation_context(dataset, protocol: Protocol, metric: str, device: str, ch
             res = evaluate_rating(model.predict, dataset, "valid", device=device)
         else:
             res = evaluate_ranking(model.score, dataset, "valid", [metric], device=device, beyond_accuracy=False)
+        if metric not in res.metrics:  # an item group no validation user has a relevant item in
+            raise ConfigError(f"no validation user has a relevant item in the group of {metric!r}",
+                              hint="select on a metric without the group, or give validation cold items "
+                                   "(split.cold_valid_share > 0)")
         return res.metrics[metric]
 
     return FitContext(validate, higher_is_better(metric), checkpoint, checkpoint_key, resume)
@@ -68,17 +73,18 @@ def dataset_features(model_cls, dataset, keys: list[str] | None) -> dict:
 def run_one(model: str | ModelSpec, dataset, *, params: dict | None = None, seed: int = 0, device: str = "cpu",
             protocol: Protocol | None = None, results: Path = Path("results"), suite: str = "adhoc",
             force: bool = False, feature_keys: list[str] | None = None, selection: dict | None = None,
-            lock: bool = True, resume: bool = False) -> tuple[dict, Path, str]:
+            lock: bool = True, resume: bool = False, robustness: DropSpec | None = None) -> tuple[dict, Path, str]:
     """Run, evaluate and record. Returns (record, path, status) with status in
     {'done', 'skipped', 'failed', 'busy'}; 'busy' = another process holds this key. A
     finished record is skipped (unless ``force``); a failed one is moved aside as history
-    and run again."""
+    and run again. With ``robustness``, a final record gains the test-time modality-drop
+    block (:mod:`mmbench.robustness`)."""
     spec = model if isinstance(model, ModelSpec) else ModelSpec.resolve(model)
     job = _Job(spec, dataset, spec.params(params or {}), seed, device, protocol or Protocol(), suite, feature_keys,
-               selection or {"method": "fixed", "on": "valid"}, resume)
+               selection or {"method": "fixed", "on": "valid"}, resume, robustness)
     job.path = record_path(results, suite, dataset.name, model_dir(spec.name), job.params_hash, seed,
                            job.selection.get("stage", "final"))
-    if not force and (rec := finished(job.path)) is not None:
+    if not force and (rec := job.finished()) is not None:
         return rec, job.path, "skipped"
     if not lock:
         retire_failed(job.path)
@@ -89,7 +95,7 @@ def run_one(model: str | ModelSpec, dataset, *, params: dict | None = None, seed
         job.path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(job.path) + ".lock", timeout=0):
-            if not force and (rec := finished(job.path)) is not None:  # finished by another process meanwhile
+            if not force and (rec := job.finished()) is not None:  # finished by another process meanwhile
                 return rec, job.path, "skipped"
             retire_failed(job.path)
             return job.execute()
@@ -115,6 +121,7 @@ class _Job:
     feature_keys: list[str] | None
     selection: dict
     resume: bool
+    robustness: DropSpec | None = None
     path: Path | None = None
 
     @property
@@ -125,17 +132,37 @@ class _Job:
     def task(self) -> str:
         return getattr(self.spec.cls, "task", "ranking")
 
+    @property
+    def drops(self) -> DropSpec | None:
+        """The modality drop this job is evaluated under: a final record's only."""
+        return self.robustness if self.selection.get("stage", "final") == "final" else None
+
+    def finished(self) -> dict | None:
+        """Its finished record, unless a modality drop is asked that the record lacks."""
+        rec = finished(self.path)
+        if rec is None or self.drops is None or self.drops.matches(rec.get("robustness")):
+            return rec
+        return None
+
     def execute(self) -> tuple[dict, Path, str]:
         from .models.training import resolve_device
 
         self.device = resolve_device(self.device)
         features = dataset_features(self.spec.cls, self.dataset, self.feature_keys)
+        drops = self.drops
+        if drops is not None:
+            drops.check(self.feature_keys or self.dataset.features.keys())
         rec = self.header(features)
         t0 = time.perf_counter()
         try:
             model, valid_metric = self.fit(features)
             t_fit = time.perf_counter() - t0
             metrics, per_user, t_eval = self.evaluate(model)
+            if drops is not None:
+                t1 = time.perf_counter()
+                rec["robustness"] = evaluate_drops(model, drops, self.dataset, self.protocol, device=self.device,
+                                                   params=self.params, read=sorted(features))
+                t_eval += time.perf_counter() - t1
         except MMBenchError as e:
             self.write_failed(rec, e, t0)
             raise
@@ -170,7 +197,7 @@ class _Job:
 
     def fit(self, features: dict):
         model = self.spec.cls(**self.params)
-        valid_metric = self.protocol.valid_metric(self.task)
+        valid_metric = self.protocol.selection_metric(self.spec.cls)
         context = validation_context(self.dataset, self.protocol, valid_metric, self.device,
                                      checkpoint_path(self.path),
                                      f"{self.params_hash}:{self.dataset.fingerprint}:{self.seed}:{self.device}",

@@ -8,6 +8,14 @@ import click
 from ..errors import MMBenchError
 from .app import Group
 
+COLD_ID_ONLY = ("cannot score an item without training interactions (it reads no item content). mmbench's "
+                "evaluator still ranks every item, by what training left in its row: popularity 0 for Pop (below "
+                "every warm item, ties by item index), item factors that training only moved as sampled negatives "
+                "for a factor model. On a cold-start board (a /cold column) its row is marked ° as ID-only and it is "
+                "selected on the metric over all items.")
+COLD_CONTENT = ("scored from its item content (any ID part the model adds stays as training left it: moved only "
+                "as a sampled negative).")
+
 
 @click.group(cls=Group)
 def models():
@@ -57,6 +65,7 @@ def models_info(name):
             (("requires", "requires"), ("requires any of", "requires_any"), ("uses", "uses"))]
     shown = [f"{label} {', '.join(v)}" for label, v in mods if v]
     click.echo("modalities: " + ("; ".join(shown) if shown else "none (interactions only)"))
+    click.echo("cold items: " + (COLD_CONTENT if shown else COLD_ID_ONLY))
     click.echo("parameters:")
     declared = model_params(cls)
     width = max((len(n) for n in declared), default=0)

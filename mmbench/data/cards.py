@@ -20,7 +20,9 @@ from ..schema import ArrayOf, ListOf, Table, load_toml, validate
 
 FEATURE_ROWS = ("item-id", "items-file", "id-mapping")
 INTERACTIONS = ("none", "train", "all")  # which interactions a feature was derived from (see [provenance])
-SPLIT_METHODS = ("random_ratio", "temporal_ratio", "temporal_loo", "random_loo", "preset")
+WARM_METHODS = ("random_ratio", "temporal_ratio", "temporal_loo", "random_loo")  # per-user methods
+SPLIT_METHODS = (*WARM_METHODS, "preset", "cold_items")
+COLD_KEYS = ("cold_share", "cold_valid_share", "warm")  # method = "cold_items" (mmbench.data.splits)
 
 FILTERS_SPEC = {
     "min_rating": (float, False),
@@ -33,6 +35,9 @@ SPLIT_SPEC = {
     "ratios": (ListOf(float), False),
     "seed": (int, False),
     "column": (str, False),  # for method = "preset"
+    "cold_share": (float, False),  # cold_items: share of the items that get no training interaction
+    "cold_valid_share": (float, False),  # cold_items: share of the cold items whose interactions go to valid
+    "warm": (str, False),  # cold_items: how the warm items' interactions split (a per-user method)
 }
 DOWNLOAD_SPEC = {  # one file of a multi-file source ([[sources.downloads]])
     "url": (str, True),
@@ -216,7 +221,8 @@ def validate_split(split: dict, where: str) -> dict:
     if method not in SPLIT_METHODS:
         raise ConfigError(f"split.method {method!r} is unknown", where=where,
                           hint=f"use one of {', '.join(SPLIT_METHODS)}")
-    if method in ("random_ratio", "temporal_ratio"):
+    _validate_cold(split, where)
+    if split.get("warm", method) in ("random_ratio", "temporal_ratio"):
         ratios = split.get("ratios")
         if not ratios or len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
             raise ConfigError(f"split.ratios must be three non-negative numbers summing to 1, got {ratios}",
@@ -226,6 +232,28 @@ def validate_split(split: dict, where: str) -> dict:
     if method == "preset" and "column" not in split:
         raise ConfigError("split.method = 'preset' needs split.column (the label column)", where=where)
     return split
+
+
+def _validate_cold(split: dict, where: str) -> None:
+    """A ``cold_items`` split names all of :data:`COLD_KEYS` in range; other methods none of them."""
+    if split["method"] != "cold_items":
+        stray = [k for k in COLD_KEYS if k in split]
+        if stray:
+            raise ConfigError(f"split.{stray[0]} is only for split.method = 'cold_items'", where=where,
+                              hint="remove it, or set method = 'cold_items'")
+        return
+    missing = [k for k in COLD_KEYS if k not in split]
+    if missing:
+        raise ConfigError(f"split.method = 'cold_items' needs split.{missing[0]}", where=where,
+                          hint="e.g. cold_share = 0.2, cold_valid_share = 0.5, warm = 'random_ratio'")
+    if not 0 < split["cold_share"] < 1:
+        raise ConfigError(f"split.cold_share must lie in (0, 1), got {split['cold_share']}", where=where)
+    if not 0 <= split["cold_valid_share"] < 1:
+        raise ConfigError(f"split.cold_valid_share must lie in [0, 1), got {split['cold_valid_share']}", where=where,
+                          hint="test needs cold items of its own")
+    if split["warm"] not in WARM_METHODS:
+        raise ConfigError(f"split.warm {split['warm']!r} is not a per-user split method", where=where,
+                          hint=f"use one of {', '.join(WARM_METHODS)}")
 
 
 def registered_formats() -> list[str]:

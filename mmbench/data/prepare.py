@@ -25,7 +25,7 @@ from .dataset import COLUMNS, PreparedDataset, split_fingerprint
 from .filters import drop_duplicates, k_core, min_rating
 from .formats import Format, Interactions, get_format
 from .ids import integer_ids
-from .splits import make_split
+from .splits import cold_items, make_split
 
 PREPARED_SCHEMA = "mmbench.prepared/1"
 
@@ -252,7 +252,7 @@ def _split_columns(inter: Interactions, split: dict, where: str) -> tuple[dict, 
     user, item, ts = user[order], item[order], ts[order]
     rating = inter.rating[order] if inter.rating is not None else np.ones(len(user))
     preset = inter.label[order] if inter.label is not None else None
-    label = make_split(split, user, ts if inter.timestamp is not None else None, preset, where)
+    label = make_split(split, user, item, ts if inter.timestamp is not None else None, preset, where)
     for lab, name in ((0, "train"), (2, "test")):
         if not (label == lab).any():
             raise DataError(f"the {name} split is empty", where=where, hint="check split.ratios / the label column")
@@ -341,6 +341,7 @@ def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out:
             "fingerprint": split_fingerprint(arrays, _id_map(user_ids), _id_map(item_ids)),
             "files": files_written,
             "stats": stats,
+            **_cold_list(split, item_ids, arrays),
             "features": features,
             "feature_provenance": provenance,
             "mmbench_version": __version__,
@@ -350,6 +351,19 @@ def _build(card: Card, src: dict, folder: Path, filters: dict, split: dict, out:
         shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written stays behind (disk full included)
         raise
     return PreparedDataset.load(out)
+
+
+def _cold_list(split: dict, item_ids: np.ndarray, arrays: dict) -> dict:
+    """A ``cold_items`` split's manifest entry: valid's and test's cold items (index and raw id)
+    and how many items have no training interaction (the cold ones, plus any warm item the
+    warm split left without one: the ``cold`` item group of the metrics counts them all)."""
+    if split["method"] != "cold_items":
+        return {}
+    valid, test = cold_items(split, len(item_ids))
+    trained = np.unique(arrays["item"][arrays["label"] == 0])
+    return {"cold_items": {"valid": {"index": valid.tolist(), "id": item_ids[valid].tolist()},
+                           "test": {"index": test.tolist(), "id": item_ids[test].tolist()},
+                           "without_training": len(item_ids) - len(trained)}}
 
 
 def _copy_card_features(fmt: Format, card: Card, folder: Path, out: Path, raw_ids: list[str],
@@ -401,6 +415,25 @@ def _copy_card_features(fmt: Format, card: Card, folder: Path, out: Path, raw_id
                                                      "source_dtype": dtype, "provenance": prov})
         out_fp[key], out_prov[key] = feat.fingerprint, prov
     return out_fp, out_prov
+
+
+def share_features(source: PreparedDataset, target: PreparedDataset, keys: list[str]) -> list[str]:
+    """Copy the features ``keys`` that ``target`` lacks from ``source``, a preparation of the
+    same items under another split (features describe items, not a split: a suite with its
+    own split reads the features extracted for the card's). Returns the keys copied; the
+    item lists must be identical, row for row."""
+    wanted = [k for k in keys if k not in target.features and k in source.features]
+    if not wanted:
+        return []
+    if source.item_raw_ids() != target.item_raw_ids():
+        raise DataError(f"cannot share features {wanted}: the two preparations index different items",
+                        where=str(target.path), hint="extract the features for this preparation")
+    for k in wanted:
+        f = source.features.get(k)
+        target.features.put(k, f.values, f.mask, meta={m: v for m, v in f.meta.items()
+                                                         if m not in ("key", "fingerprint", "shape", "missing_rows")})
+    record_features(target)
+    return wanted
 
 
 def record_features(target) -> dict[str, str]:

@@ -2,6 +2,15 @@
 
 All of them are deterministic functions of their inputs and seed: ties are broken by the
 row order after id mapping, never by hash order.
+
+``cold_items`` makes an item cold-start split: a seeded share of the items (``cold_share``)
+gets no training interaction. The cold items are divided once, by the same draw, into
+valid's and test's (``cold_valid_share`` of them to valid): every interaction of a valid
+cold item is a validation interaction, every interaction of a test cold item a test one.
+So early stopping and model selection, which read validation only, can select for cold
+items without ever seeing one of test's as a relevant item. The warm items' interactions
+are split by ``warm`` (any per-user method above, with the split's ``ratios`` and
+``seed``) exactly as that method splits them on its own.
 """
 from __future__ import annotations
 
@@ -82,8 +91,38 @@ def split_random_loo(user: np.ndarray, seed: int) -> np.ndarray:
     return _leave_one_out(user, order)
 
 
-def make_split(split: dict, user: np.ndarray, timestamp: np.ndarray | None, preset: np.ndarray | None,
-               where: str) -> np.ndarray:
+COLD_STREAM = 0xC01D  # the cold-item draw's generator stream, apart from the warm split's
+
+
+def cold_items(split: dict, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cold items of a ``cold_items`` split of ``n_items`` items: (valid's, test's), each
+    sorted. ``round(cold_share * n_items)`` items are drawn uniformly without replacement by a
+    generator seeded with (seed, :data:`COLD_STREAM`); the first ``round(cold_valid_share *
+    n_cold)`` of the draw are valid's, the rest test's (halves round up)."""
+    n_cold = int(np.floor(split["cold_share"] * n_items + 0.5))
+    n_valid = int(np.floor(split["cold_valid_share"] * n_cold + 0.5))
+    drawn = np.random.default_rng([int(split.get("seed", 0)), COLD_STREAM]).permutation(n_items)[:n_cold]
+    return np.sort(drawn[:n_valid]), np.sort(drawn[n_valid:])
+
+
+def split_cold_items(split: dict, user: np.ndarray, item: np.ndarray, timestamp: np.ndarray | None,
+                     where: str) -> np.ndarray:
+    """Cold items' interactions to valid or test (:func:`cold_items`), the warm items' split by
+    the method ``split["warm"]`` as it splits them alone."""
+    valid_cold, test_cold = cold_items(split, int(item.max(initial=-1)) + 1)
+    if len(test_cold) == 0:
+        raise DataError(f"split.cold_share = {split['cold_share']} leaves test no cold item", where=where,
+                        hint="raise split.cold_share or lower split.cold_valid_share")
+    label = np.full(len(user), VALID, dtype=np.int8)
+    label[np.isin(item, test_cold)] = TEST
+    warm = ~np.isin(item, np.concatenate([valid_cold, test_cold]))
+    label[warm] = make_split({**split, "method": split["warm"]}, user[warm], item[warm],
+                             None if timestamp is None else timestamp[warm], None, where)
+    return label
+
+
+def make_split(split: dict, user: np.ndarray, item: np.ndarray, timestamp: np.ndarray | None,
+               preset: np.ndarray | None, where: str) -> np.ndarray:
     method = split["method"]
     seed = int(split.get("seed", 0))
     if method in ("temporal_ratio", "temporal_loo") and timestamp is None:
@@ -97,6 +136,8 @@ def make_split(split: dict, user: np.ndarray, timestamp: np.ndarray | None, pres
         return split_temporal_loo(user, timestamp)
     if method == "random_loo":
         return split_random_loo(user, seed)
+    if method == "cold_items":
+        return split_cold_items(split, user, item, timestamp, where)
     if method == "preset":
         if preset is None:
             raise DataError(f"split method 'preset' needs a label column ({split.get('column')!r})", where=where)

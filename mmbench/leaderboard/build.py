@@ -26,6 +26,7 @@ import numpy as np
 from ..evaluate.metrics import get, higher_is_better
 from ..stats import TESTS, Comparison, Summary
 from .integrity import compute, converged, manifest
+from .robustness import has_cold, row_fields
 from .select import Evidence, Found, identity, load_records, search_choice
 
 
@@ -53,6 +54,10 @@ class Row:
     best: set = field(default_factory=set)  # metrics where this row is the best
     per_user: dict = field(default_factory=dict, repr=False)  # metric -> (users, values averaged over seeds)
     references: dict = field(default_factory=dict)  # rules 2: metric -> [references.Reference]
+    id_only: bool = False  # its records read no item content (marked on a board with /cold columns)
+    robustness: dict = field(default_factory=dict)  # dropped name -> Summary per share (mmbench.leaderboard.robustness)
+    missing: str = ""  # how the model treats a missing feature row (its robustness blocks say)
+    robustness_note: str = ""  # why the row has no robustness curve
 
 
 @dataclass
@@ -82,6 +87,8 @@ class Leaderboard:
     superseded: list = field(default_factory=list)  # (version, rules) of the older v<M>/ folders, kept as built
     parity: list = field(default_factory=list)  # rules 2: the suite's parity records (mmbench.parity)
     references_note: str = ""  # rules 2: why the card's published results are not compared, when they are not
+    cold: bool = False  # rules 2: a /cold column is shown (ID-only rows are marked)
+    robustness: dict = field(default_factory=dict)  # the suite's [robustness] spec and the metric its view shows
 
     @property
     def columns(self) -> list[str]:
@@ -144,7 +151,9 @@ def build(suite, results: Path) -> Leaderboard:
         rejected=sorted(rejected), failed=sorted(found.failed), protocol=suite.protocol.as_dict(),
         protocol_hash=suite.protocol.hash, dataset=_dataset_info(suite, rows, found.finals, found.expected_fp),
         environments=_environments(found.finals, rows), identity=identity(suite), board=suite.board,
-        n_search=sum(len(v) for v in found.searches.values()), rules=suite.rules, fixed_budget=suite.fixed_budget)
+        n_search=sum(len(v) for v in found.searches.values()), rules=suite.rules, fixed_budget=suite.fixed_budget,
+        cold=suite.rules >= 2 and has_cold(metrics + beyond),
+        robustness={**suite.robustness.as_dict(), "metric": main} if suite.robustness else {})
     _account(lb, suite, results, found)
     _significance(lb)
     return lb
@@ -224,7 +233,9 @@ def _row(entry, params_hash: str, group: list[tuple[str, dict]], suite, per_user
         epochs=float(np.mean([(r.get("fit") or {}).get("best_epoch") or 0 for r in recs])),
         selection=recs[0]["selection"], records=[rel for rel, _ in group],
         unconverged=[r["seed"] for r in recs if converged(r) is False] if suite.rules >= 2 else [],
-        leaks=sorted({k for r in recs for k in r["features_leak"]}) if suite.rules >= 2 else [])
+        leaks=sorted({k for r in recs for k in r["features_leak"]}) if suite.rules >= 2 else [],
+        id_only=not any(r.get("features") for r in recs),
+        **(row_fields(recs, suite.robustness, suite.protocol.main_metric, confidence) if suite.robustness else {}))
 
 
 def _user_mean_summary(vectors: list, confidence: float) -> Summary:

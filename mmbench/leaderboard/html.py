@@ -16,7 +16,7 @@ from ..evaluate.metrics import get, higher_is_better
 from ..stats import TESTS
 from .references import HEADERS as REFERENCE_HEADERS, cell_mark, intro as reproduction_intro, section_rows, sources
 from .parity import intro as parity_intro
-from .text import ENV_KEYS, LEAK, compute_line, fmt_p, legend, rules_facts, short_params, tuning_summary
+from .text import ENV_KEYS, LEAK, compute_line, fmt_p, legend, row_label, rules_facts, short_params, tuning_summary
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
            "#bab0ac", "#17becf", "#bcbd22", "#1f77b4", "#8c564b", "#d62728", "#2ca02c", "#9467bd", "#7f7f7f",
@@ -336,7 +336,7 @@ def _table(lb, color) -> str:
     for r in lb.rows:
         cells = [f'<td data-v="{r.rank}">{r.rank}</td>',
                  f'<td class="text" data-v="{escape(r.label)}"><span class="swatch" style="background:'
-                 f'{color[r.key]}"></span>{escape(r.label)}{_leak_mark(r)} <small>{escape(r.distribution)} '
+                 f'{color[r.key]}"></span>{escape(row_label(lb, r))}{_leak_mark(r)} <small>{escape(r.distribution)} '
                  f'{escape(r.version)}</small></td>']
         for c in cols:
             s = r.test.get(c)
@@ -440,6 +440,66 @@ def _figures(lb, color) -> list[str]:
             'values averaged over seeds.</p>', _stats_table(lb), "</section>"]
 
 
+def robustness_plot(lb, name: str, color: dict[str, str], width: int = 420, height: int = 250) -> str:
+    """The main metric against the share p of items without ``name``: one line per model."""
+    rows = [r for r in lb.rows if name in r.robustness]
+    if not rows:
+        return ""
+    shares = lb.robustness["shares"]
+    means = [s.mean for r in rows for s in r.robustness[name]]
+    yt = nice_ticks(min(means), max(means), 4)
+    left, top, pw, ph = 56, 10, width - 66, height - 52
+    ylo, yhi = min(yt[0], min(means)), max(yt[-1], max(means))
+    yhi = yhi if yhi > ylo else ylo + 1
+
+    def xy(p: float, v: float) -> str:
+        return f"{_f(left + p * pw)},{_f(top + (1 - (v - ylo) / (yhi - ylo)) * ph)}"
+
+    out = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+           f'aria-label="{escape(lb.robustness["metric"])} against the share of items without {escape(name)}">']
+    for t in yt:
+        y = xy(0, t).split(",")[1]
+        out.append(f'<line class="gridline" x1="{left}" y1="{y}" x2="{left + pw}" y2="{y}"/>'
+                   f'<text class="tick" x="{left - 6}" y="{_f(float(y) + 3.5)}" text-anchor="end">{_tick_label(t)}'
+                   "</text>")
+    for p in shares:
+        out.append(f'<text class="tick" x="{_f(left + p * pw)}" y="{top + ph + 14}" text-anchor="middle">{p:g}'
+                   "</text>")
+    out.append(f'<line class="axis" x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}"/>'
+               f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}"/>'
+               f'<text x="{left + pw / 2:.0f}" y="{height - 8}" text-anchor="middle">share p of items without '
+               f"{escape(name)}</text>")
+    for r in rows:
+        pts = [xy(p, s.mean) for p, s in zip(shares, r.robustness[name])]
+        out.append(f'<g><title>{escape(r.label)}: '
+                   + ", ".join(f"p={p:g} {s.mean:.4f}" for p, s in zip(shares, r.robustness[name])) + "</title>"
+                   f'<polyline fill="none" stroke="{color[r.key]}" stroke-width="2" points="{" ".join(pts)}"/>'
+                   + "".join(f'<circle cx="{pt.split(",")[0]}" cy="{pt.split(",")[1]}" r="3" fill="{color[r.key]}"/>'
+                             for pt in pts) + "</g>")
+    return "".join(out + ["</svg>"])
+
+
+def _robustness(lb, color) -> list[str]:
+    """The robustness view: a plot per dropped name, the table and the models without a curve."""
+    from .robustness import intro, table
+
+    if not lb.robustness or not lb.rows:
+        return []
+    headers, rows, notes = table(lb)
+    plots = "".join(f'<figure><figcaption>{escape(lb.robustness["metric"])} without {escape(k)}</figcaption>'
+                    f"{robustness_plot(lb, k, color)}</figure>" for k in lb.robustness["keys"]
+                    if any(k in r.robustness for r in lb.rows))
+    keyed = "".join(f'<span class="swatch" style="background:{color[r.key]}"></span>{escape(r.label)} '
+                    for r in lb.rows if r.robustness)
+    body = "".join("<tr>" + "".join(f'<td class="text">{escape(c)}</td>' for c in row) + "</tr>" for row in rows)
+    return ['<section id="robustness"><h2>Robustness to a missing modality</h2>'
+            f'<p class="note">{escape(intro(lb))}</p><p class="note">{keyed}</p><div class="grid">{plots}</div>'
+            '<div class="scroll"><table><thead><tr>' + "".join(f'<th class="text">{escape(h)}</th>' for h in headers)
+            + f"</tr></thead><tbody>{body}</tbody></table></div>"
+            + ("<ul>" + "".join(f"<li><b>{escape(label)}</b>: no curve ({escape(why)})</li>" for label, why in notes)
+               + "</ul>" if notes else "") + "</section>"]
+
+
 def _code(text: str) -> str:
     """Escaped text with its `backticked` parts as <code>."""
     parts = escape(text).split("`")
@@ -533,6 +593,6 @@ def to_html(lb, suite) -> str:
         "</section>",
     ]
     if lb.rows:
-        parts += _figures(lb, color)
+        parts += _robustness(lb, color) + _figures(lb, color)
     return "\n".join(parts + _tuning(lb, suite) + _parity(lb) + _reproduction(lb) + _protocol(lb, suite)
                      + _provenance(lb, suite))

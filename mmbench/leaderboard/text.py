@@ -16,6 +16,7 @@ from .parity import as_json as parity_json, intro as parity_intro
 from .build import Leaderboard, Row
 from .references import HEADERS as REFERENCE_HEADERS, as_json as reproduction_json, cell_mark, \
     intro as reproduction_intro, legend as reproduction_legend, section_rows, sources
+from .robustness import ID_ONLY, ID_ONLY_NOTE, intro as robustness_intro, table as robustness_table
 
 MARK = "†"  # significantly worse than the best of the column
 UNCONVERGED = "‡"  # a seed's run stopped at its epoch budget with its best epoch within the last `patience`
@@ -68,12 +69,19 @@ def legend(lb: Leaderboard) -> str:
         text += (f" {LEAK} after a model: it reads a feature derived from interactions beyond the training split, "
                  f"the held-out ones included, as the dataset card declares ({', '.join(leaks)}), so its score "
                  "may partly read the test split.")
+    if lb.cold:
+        text += " " + ID_ONLY_NOTE
     if any(get(m).kind == "rating" for m in lb.columns):
         text += (" RMSE and MAE: each user's error on their held-out ratings, averaged over users; the mean ± std, "
                  "the confidence interval and the paired test are all on this statistic.")
     if any(r.references for r in lb.rows):
         text += " " + reproduction_legend()
     return text
+
+
+def row_label(lb: Leaderboard, r: Row) -> str:
+    """The model's label, marked when it is ID-only on a board with /cold columns."""
+    return r.label + (ID_ONLY if lb.cold and r.id_only else "")
 
 
 def compute_line(lb: Leaderboard) -> str:
@@ -98,8 +106,8 @@ def to_markdown(lb: Leaderboard, suite) -> str:
     if not lb.rows:
         lines += ["No accepted records yet.", ""]
     else:
-        lines += (_results(lb, suite) + _stats_section(lb) + _selection_section(lb) + _tuning_section(lb, suite)
-                  + _parity_section(lb) + _reproduction_section(lb))
+        lines += (_results(lb, suite) + _robustness_section(lb) + _stats_section(lb) + _selection_section(lb)
+                  + _tuning_section(lb, suite) + _parity_section(lb) + _reproduction_section(lb))
     lines += _protocol_section(lb, suite) + _provenance(lb, suite)
     return "\n".join(lines)
 
@@ -123,7 +131,8 @@ def _head(lb: Leaderboard, suite) -> list[str]:
 def _results(lb: Leaderboard, suite) -> list[str]:
     headers = ["Rank", "Model"] + [f"**{m}**" if m == lb.main_metric else m for m in lb.metrics] + [
         "Fit (s)", "Seeds"]
-    body = [[r.rank, r.label + (f" {LEAK}" if r.leaks else "")] + [fmt_cell(r, m) for m in lb.metrics] + [f"{r.fit_s:.1f}", _seeds(r, suite)]
+    body = [[r.rank, row_label(lb, r) + (f" {LEAK}" if r.leaks else "")] + [fmt_cell(r, m) for m in lb.metrics]
+            + [f"{r.fit_s:.1f}", _seeds(r, suite)]
             for r in lb.rows]
     lines = [_table(headers, body), ""]
     if lb.beyond:
@@ -132,9 +141,18 @@ def _results(lb: Leaderboard, suite) -> list[str]:
                   "(lower is more even); novelty: mean self-information −log2(popularity) of recommended items; "
                   "`/cold`: restricted to items without training interactions; `/tail`: restricted to items "
                   "outside the top 20% by training popularity (users without such a test item left out).", ""]
-        body = [[r.rank, r.label] + [fmt_cell(r, m) for m in lb.beyond] for r in lb.rows]
+        body = [[r.rank, row_label(lb, r)] + [fmt_cell(r, m) for m in lb.beyond] for r in lb.rows]
         lines += [_table(["Rank", "Model"] + lb.beyond, body), ""]
     return lines
+
+
+def _robustness_section(lb: Leaderboard) -> list[str]:
+    if not lb.robustness:
+        return []
+    headers, rows, notes = robustness_table(lb)
+    lines = ["## Robustness to a missing modality", "", robustness_intro(lb), ""]
+    lines += [_table(headers, rows), ""] if rows else ["No model has a curve yet.", ""]
+    return lines + ([f"- {label}: no curve ({why})." for label, why in notes] + [""] if notes else [])
 
 
 def _protocol_section(lb: Leaderboard, suite) -> list[str]:
@@ -347,4 +365,12 @@ def to_json(lb: Leaderboard) -> str:
             obj["parity"] = parity_json(lb)
         if lb.references_note:
             obj["references_note"] = lb.references_note
+        if lb.cold:
+            for row, r in zip(obj["rows"], lb.rows):
+                row["id_only"] = r.id_only
+    if lb.robustness:
+        obj["robustness"] = {**lb.robustness, "rows": [
+            {"model": r.label, "missing_rows": r.missing, "note": r.robustness_note,
+             "curves": {k: [{"mean": _r(x.mean), "std": _r(x.std), "n": x.n} for x in v]
+                        for k, v in sorted(r.robustness.items())}} for r in lb.rows]}
     return canonical_json(obj)

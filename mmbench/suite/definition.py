@@ -66,6 +66,11 @@ SUITE_SPEC = {
         "method": (str, False),  # "grid" (a seeded draw of the declared grid) or "optuna" (seeded TPE)
         "seed": (int, False),
     }),
+    "robustness": Table({  # test-time modality drop of every final run (mmbench.robustness)
+        "drop": (ListOf(str), True),  # feature keys or modalities, each dropped alone
+        "shares": (ListOf(float), True),  # shares p of the items that lose it
+        "seed": (int, False),
+    }),
     "leaderboard": Table({
         "test": (str, False),  # significance test for the marks: t-test, wilcoxon or fisher
         "alpha": (float, False),
@@ -192,8 +197,22 @@ class Suite:
         return self.data["dataset"]
 
     @property
+    def features(self) -> list[str]:
+        """The feature keys its models read (``[dataset] features``; empty: every stored one)."""
+        return list(self.dataset.get("features", []))
+
+    @property
     def device(self) -> str:
         return self.data["run"].get("device", "auto")
+
+    @property
+    def robustness(self):
+        """The test-time modality drop every final run is evaluated under (a
+        :class:`~mmbench.robustness.DropSpec`), or None without a ``[robustness]`` table."""
+        from ..robustness import DropSpec
+
+        r = self.data.get("robustness")
+        return None if r is None else DropSpec(tuple(r["drop"]), tuple(r["shares"]), r.get("seed", 0))
 
     @property
     def board(self) -> dict:
@@ -232,6 +251,10 @@ class Suite:
         split = self.data.get("split", card.split)
         ds = prepare(card, filters=filters, split=split, source=self.dataset.get("source"), mirror=mirror,
                      force=force)
+        if (filters, split) != (card.filters, card.split) and any(k not in ds.features for k in self.features):
+            from ..data.prepare import share_features
+
+            share_features(prepare(card, source=self.dataset.get("source"), mirror=mirror), ds, self.features)
         want = self.dataset.get("fingerprint")
         if want and ds.fingerprint != want:
             raise ConfigError(f"prepared dataset fingerprint {ds.fingerprint[:16]}... differs from the suite's "
@@ -269,6 +292,13 @@ def load_suite(path: str | Path) -> Suite:
 
         validate_split(data["split"], where)
     _check_board(data.get("leaderboard", {}), where)
+    if "robustness" in data:
+        try:
+            spec = Suite(path, data, protocol, []).robustness
+        except ConfigError as e:
+            raise ConfigError(str(e), where=where) from None
+        if data["dataset"].get("features"):
+            spec.check(data["dataset"]["features"], where)
     rules = data["suite"].get("rules", RULES)
     models = [_model_entry(m, where, rules) for m in data["models"]]
     seen = set()

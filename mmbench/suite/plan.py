@@ -4,7 +4,7 @@ Model selection uses the validation split only. A model entry with a ``grid`` (o
 Optuna ``search``) first runs every candidate configuration on the search seeds
 (``run.search_seeds``, default: the first seed) as *search* records, which are evaluated
 on valid only; the configuration with the best mean validation value of the protocol's
-selection metric (:meth:`Protocol.valid_metric`) is then run on every seed as *final*
+selection metric (:meth:`Protocol.selection_metric`) is then run on every seed as *final*
 records, the only ones evaluated on test. :func:`survey` says for every job whether it is
 done, missing, failed, stale or still waiting for a search; an Optuna study is replayed
 from the records, so a resumed search goes on where it stopped.
@@ -145,7 +145,7 @@ class _Survey:
         if entry.method == "fixed":
             sel = {"method": "fixed", "on": "valid"}
             return [self.job_row(entry, entry.params, s, "final", sel) for s in self.suite.seeds]
-        metric = self.suite.protocol.valid_metric(getattr(self.spec(entry.name).cls, "task", "ranking"))
+        metric = self.suite.protocol.selection_metric(self.spec(entry.name).cls)
         search_sel = {"method": entry.method, "on": "valid", "stage": "search", "metric": metric}
         rows: list[Row] = []
         candidates: list[dict] = []

@@ -94,6 +94,7 @@ def definition(suite) -> dict:
         "protocol": suite.protocol.as_dict(), "seeds": suite.seeds, "search_seeds": suite.search_seeds,
         "device": suite.device, "tuning": suite.budget, "significance": suite.board,
         "models": [{"name": r["name"], "params": r["params"], "space": r["space"]} for r in suite.resolved.values()],
+        **({"robustness": suite.robustness.as_dict()} if suite.robustness else {}),
     }
 
 
