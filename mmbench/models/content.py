@@ -28,8 +28,10 @@ from .base import declared_modalities
 from .params import Param
 from .torch_base import ParameterCache, TorchRecommender, bpr_loss, l2
 
-#: modalities a content model uses when present (any non-empty subset is enough)
-CONTENT_MODALITIES = ("text", "image", "audio", "video")
+#: modalities a content model uses when present (any non-empty subset is enough): besides the
+#: media embeddings, ``meta`` (item attributes, e.g. ml-100k's genre multi-hot) and ``kg``
+#: (knowledge-graph embeddings of the item's entity) are item side information too
+CONTENT_MODALITIES = ("text", "image", "audio", "video", "meta", "kg")
 MISSING_MODES = ("embed", "drop")
 
 

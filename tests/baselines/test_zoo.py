@@ -177,12 +177,12 @@ def test_multimodal_models_take_any_subset_and_missing_rows(planted, name, subse
 @pytest.mark.parametrize("name", sorted(MULTIMODAL))
 def test_multimodal_models_ignore_undeclared_modalities(planted, name):
     ds, feats, _ = planted
-    extra = ds.features.put("meta/noise", np.random.default_rng(5).normal(size=(ds.n_items, 3)).astype(np.float32))
+    extra = ds.features.put("misc/noise", np.random.default_rng(5).normal(size=(ds.n_items, 3)).astype(np.float32))
     users = torch.arange(ds.n_users)
     a = MULTIMODAL[name](**FAST).fit(ds.train_data(), feats, seed=0).score(users)
     b = MULTIMODAL[name](**FAST).fit(ds.train_data(), {**feats, extra.key: extra}, seed=0).score(users)
     assert torch.equal(a, b)
-    with pytest.raises(ConfigError, match=r"got \['meta/noise'\]"):
+    with pytest.raises(ConfigError, match=r"got \['misc/noise'\]"):
         MULTIMODAL[name](**FAST).fit(ds.train_data(), {extra.key: extra}, seed=0)
 
 
