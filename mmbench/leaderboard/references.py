@@ -112,8 +112,14 @@ def check_metrics(card) -> None:
 
 
 def card_published(suite) -> tuple[list[dict], str]:
-    """The card's published results that this board can be compared with, and why not when none can."""
-    card = suite.card()
+    """The card's published results that this board can be compared with, and why not when none can.
+    A dataset without a card here (an imported one) has none."""
+    from ..errors import MMBenchError
+
+    try:
+        card = suite.card()
+    except MMBenchError:
+        return [], ""
     if not card.published:
         return [], ""
     check_metrics(card)
