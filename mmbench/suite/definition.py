@@ -360,7 +360,7 @@ def _check_entry_features(entry: ModelEntry, listed: list[str] | None, drops, wh
     if not entry.features:
         raise ConfigError(f"models {entry.key!r} features must list at least one feature key (or be left out)",
                           where=where)
-    stray = sorted(set(entry.features) - set(listed if listed is not None else entry.features))
+    stray = sorted(set(entry.features) - set(listed)) if listed is not None else []
     if stray:
         raise ConfigError(f"models {entry.key!r} features: {stray[0]!r} is not one of [dataset] features {listed}",
                           where=where, hint="add it to [dataset] features or leave it out of the entry")
@@ -403,4 +403,5 @@ def _model_entry(m: dict, where: str, rules: int) -> ModelEntry:
 
 
 def _features(m: dict) -> list[str] | None:
+    """An entry's own feature keys, sorted (the order a model is given them never matters)."""
     return sorted(set(m["features"])) if "features" in m else None
