@@ -20,11 +20,13 @@ from .definition import ModelEntry, Suite
 
 
 def check_models(suite: Suite) -> None:
-    """Every model of the suite must be installed, and every configuration it may run (the
+    """Every model of the suite must be installed, every configuration it may run (the
     fixed parameters, each grid point, the ends and choices of an Optuna space) must lie
-    inside the model's declared parameters, before anything runs."""
+    inside the model's declared parameters and an entry's own feature keys must give its
+    model the modalities it requires, before anything runs."""
     from ..errors import RegistryError
     from ..models import model_params
+    from ..models.content import select_features
     from ..models.params import check_space
     from ..runner import ModelSpec
 
@@ -34,6 +36,8 @@ def check_models(suite: Suite) -> None:
             for p in m.configurations():
                 spec.params(p)
             check_space(model_params(spec.cls), m.space, f"model {m.name!r}")
+            if m.features is not None:  # the keys' modalities only: no feature is read
+                select_features(spec.cls, dict.fromkeys(m.features))
         except (RegistryError, ConfigError) as e:
             raise type(e)(str(e), where=str(suite.path)) from None
         if m.method == "optuna":

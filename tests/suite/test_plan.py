@@ -7,9 +7,11 @@ import shutil
 
 import pytest
 
-from mmbench.suite import run_suite, status
+from mmbench.errors import ConfigError
+from mmbench.suite import load_suite, run_suite, status
+from mmbench.suite.plan import check_models
 
-from .fakes import TEXT_KEYS, two_texts
+from .fakes import TEXT_KEYS, TWO_TEXTS, two_texts
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +97,10 @@ def test_a_failed_run_of_one_entry_is_retired_beside_its_own_records(suite_and_r
     assert json.loads(p.with_name("seed0.failed-1.json").read_text())["error"] == "RuntimeError: on purpose"
     history = [(r["model"], r["reason"]) for r in status(suite, res) if r["state"] == "history"]
     assert history == [("knn (a)", "seed0.failed-1.json: failed earlier (RuntimeError: on purpose)")]
+
+
+def test_an_entry_whose_features_lack_what_its_model_requires_is_refused_before_any_run(tmp_path):
+    text = TWO_TEXTS.replace('features = ["text/a", "text/b"]', 'features = ["text/a", "text/b", "ids/z"]')
+    (tmp_path / "suite.toml").write_text(text.replace('features = ["text/b"]', 'features = ["ids/z"]'))
+    with pytest.raises(ConfigError, match=r"suite.toml: .*needs at least one content feature"):
+        check_models(load_suite(tmp_path))
