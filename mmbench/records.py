@@ -11,6 +11,11 @@ it carries validation metrics only, the test split is never evaluated for it. Th
 configuration is then run as a *final* record (``stage = "final"``, the default) whose
 ``selection`` lists the candidates and their validation values.
 
+A suite entry that names its own feature keys (``[[models]] features``) records them,
+sorted, as ``selection.features``; its records live in ``<params_hash[:8]>-f<tag>/``
+(:func:`feature_tag`), so two entries of one model and parameters on two feature sets
+never share a record.
+
 ``features_leak`` lists the record's features derived from interactions beyond the
 training split (as their dataset card declares, :mod:`mmbench.features.provenance`): a
 leaderboard marks the rows that read one.
@@ -29,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .errors import RecordError
-from .io import atomic_write_bytes, read_json, write_json
+from .io import atomic_write_bytes, canonical_json, read_json, sha256_bytes, write_json
 from .names import check_name
 
 SCHEMA = "mmbench.run/1"
@@ -47,13 +52,20 @@ RECORD_NAME = re.compile(r"seed\d+(\.search)?\.json")  # a record's file name (h
 
 
 def record_path(results: Path, suite: str, dataset: str, model: str, params_hash: str, seed: int,
-                stage: str = "final") -> Path:
+                stage: str = "final", features: list[str] | None = None) -> Path:
     """Where a record lives under ``results``; the suite and dataset must be names (no
-    ``..``, no path), so a record never lands outside ``results``."""
+    ``..``, no path), so a record never lands outside ``results``. A run given a suite
+    entry's own ``features`` lives in a folder of its own."""
     check_name(suite, "suite")
     check_name(dataset, "dataset")
     name = f"seed{seed}.json" if stage == "final" else f"seed{seed}.{stage}.json"
-    return Path(results) / suite / dataset / model / params_hash[:8] / name
+    folder = params_hash[:8] if features is None else f"{params_hash[:8]}-{feature_tag(features)}"
+    return Path(results) / suite / dataset / model / folder / name
+
+
+def feature_tag(keys: list[str]) -> str:
+    """``f`` and 6 hex digits of the sha256 of the sorted feature keys: names a feature set in a path."""
+    return "f" + sha256_bytes(canonical_json(sorted(keys), indent=None).encode())[:6]
 
 
 def failed_history(path: Path) -> list[tuple[str, str]]:
@@ -140,13 +152,21 @@ def validate_record(rec: Any, where: str) -> dict:
     for key in ("name", "fingerprint"):
         if not isinstance(rec["dataset"].get(key), str):
             raise RecordError(f"field 'dataset.{key}' missing", where=where)
-    _check_leak(rec, where)
+    _check_features(rec, where)
     return rec
 
 
-def _check_leak(rec: dict, where: str) -> None:
+def _check_features(rec: dict, where: str) -> None:
     """``features_leak`` (absent in records made before provenance was recorded): the keys of
-    ``features`` derived from interactions beyond the training split."""
+    ``features`` derived from interactions beyond the training split; ``selection.features``
+    (a suite entry's own keys): sorted keys, among which are all the record read."""
+    given = rec["selection"].get("features")
+    if given is not None:
+        if not isinstance(given, list) or not all(isinstance(k, str) for k in given) or given != sorted(set(given)):
+            raise RecordError("field 'selection.features' must be a sorted list of feature keys", where=where)
+        if stray := sorted(set(rec["features"]) - set(given)):
+            raise RecordError(f"reads feature {stray[0]!r}, which is not among the keys it was given "
+                              f"(selection.features {given})", where=where)
     leak = rec.get("features_leak", [])
     if not isinstance(leak, list) or not all(isinstance(k, str) for k in leak):
         raise RecordError("field 'features_leak' must be a list of feature keys", where=where)

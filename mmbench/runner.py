@@ -83,7 +83,7 @@ def run_one(model: str | ModelSpec, dataset, *, params: dict | None = None, seed
     job = _Job(spec, dataset, spec.params(params or {}), seed, device, protocol or Protocol(), suite, feature_keys,
                selection or {"method": "fixed", "on": "valid"}, resume, robustness)
     job.path = record_path(results, suite, dataset.name, model_dir(spec.name), job.params_hash, seed,
-                           job.selection.get("stage", "final"))
+                           job.selection.get("stage", "final"), job.selection.get("features"))
     if not force and (rec := job.finished()) is not None:
         return rec, job.path, "skipped"
     if not lock:

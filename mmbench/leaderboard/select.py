@@ -3,9 +3,11 @@
 search records choose.
 
 Records whose dataset fingerprint, features, protocol, seed or selection do not fit the
-suite are rejected with a reason, never averaged; failed runs never enter the table. A
-record chosen with anything but the validation split is rejected. Where the suite pins no
-fingerprint, the records must agree on one: a disagreement is an error, never a vote.
+suite are rejected with a reason, never averaged; a record belongs to the entry of its
+model, parameters and feature keys (an entry's own keys are recorded as
+``selection.features``); failed runs never enter the table. A record chosen with anything
+but the validation split is rejected. Where the suite pins no fingerprint, the records must
+agree on one: a disagreement is an error, never a vote.
 """
 from __future__ import annotations
 
@@ -79,9 +81,11 @@ def _agreed(values: list[str], what: str, where: str, hint: str) -> str | None:
 
 
 def _entry_for(suite, rec: dict):
-    name = rec["model"]["name"]
+    """The suite entry the record belongs to: same model, parameters it can come from and
+    feature keys (an entry's own, recorded as ``selection.features``, or none)."""
+    name, given = rec["model"]["name"], rec["selection"].get("features")
     for m in suite.models:
-        if m.name == name and m.matches(rec["model"]["params"]):
+        if m.name == name and m.features == given and m.matches(rec["model"]["params"]):
             return m
     return None
 
@@ -111,7 +115,9 @@ def _reject_reason(rec: dict, suite, expected_fp: str | None, feature_fps: dict)
         return f"seed {rec['seed']} is not one of the suite's seeds {seeds}"
     entry = _entry_for(suite, rec)
     if entry is None:
-        return (f"model {rec['model']['name']!r} with these parameters is not in the suite "
+        given = rec["selection"].get("features")
+        feats = "" if given is None else f" and features {given}"
+        return (f"model {rec['model']['name']!r} with these parameters{feats} is not in the suite "
                 f"(params {rec['model']['params_hash'][:8]})")
     sel = rec["selection"]
     if record_stage(rec) == "final" and entry.method != "fixed":
@@ -182,12 +188,17 @@ def load_records(suite, results: Path, evidence: Evidence | None = None) -> Foun
 
 
 def _keep_claimed(out: Found) -> None:
-    """Reject the final records whose selection is not backed by the accepted search records."""
-    by_run = {(rec["model"]["params_hash"], rec["seed"]): rec for g in out.searches.values() for _, rec in g}
+    """Reject the final records whose selection is not backed by the accepted search records
+    (of the same feature keys)."""
+    by_run: dict = {}
+    for g in out.searches.values():
+        for _, rec in g:
+            runs = by_run.setdefault(_feature_set(rec), {})
+            runs[(rec["model"]["params_hash"], rec["seed"])] = rec
     for key in list(out.finals):
         keep = []
         for rel, rec in out.finals[key]:
-            why = claimed_search_reason(rec, by_run)
+            why = claimed_search_reason(rec, by_run.get(_feature_set(rec), {}))
             if why:
                 out.rejected.append((rel, why))
             else:
@@ -196,6 +207,12 @@ def _keep_claimed(out: Found) -> None:
             out.finals[key] = keep
         else:
             del out.finals[key]
+
+
+def _feature_set(rec: dict) -> tuple | None:
+    """The record's ``selection.features`` as a dict key (None: the suite's features)."""
+    given = rec["selection"].get("features")
+    return None if given is None else tuple(given)
 
 
 def search_choice(suite, entry, search_recs: list[tuple[str, dict]], claimed: set[str]) -> str | None:

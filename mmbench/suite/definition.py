@@ -84,6 +84,7 @@ SUITE_SPEC = {
         "search": (str, False),  # "grid" (default) or "optuna"
         "trials": (int, False),
         "space": Table({}, open=True),
+        "features": (ListOf(str), False),  # the feature keys this entry's model is given (default: the suite's)
     }, required=True),
 }
 SEARCH_METHODS = ("grid", "optuna")
@@ -100,6 +101,7 @@ class ModelEntry:
     space: dict = field(default_factory=dict)  # Optuna: parameter -> {choices} or {low, high, log}
     candidates: list[dict] | None = None  # rules 2: the grid points the budget draws (else the whole grid)
     centre: dict | None = None  # rules 2: the searched parameters' declared defaults, tried first
+    features: list[str] | None = None  # its own feature keys, sorted (None: the suite's)
 
     @property
     def key(self) -> str:
@@ -292,13 +294,14 @@ def load_suite(path: str | Path) -> Suite:
 
         validate_split(data["split"], where)
     _check_board(data.get("leaderboard", {}), where)
+    drops = None
     if "robustness" in data:
         try:
-            spec = Suite(path, data, protocol, []).robustness
+            drops = Suite(path, data, protocol, []).robustness
         except ConfigError as e:
             raise ConfigError(str(e), where=where) from None
         if data["dataset"].get("features"):
-            spec.check(data["dataset"]["features"], where)
+            drops.check(data["dataset"]["features"], where)
     rules = data["suite"].get("rules", RULES)
     models = [_model_entry(m, where, rules) for m in data["models"]]
     seen = set()
@@ -307,6 +310,7 @@ def load_suite(path: str | Path) -> Suite:
             raise ConfigError(f"two [[models]] entries are called {m.key!r}", where=where,
                               hint="give each entry of the same model a distinct label")
         seen.add(m.key)
+        _check_entry_features(m, data["dataset"].get("features"), drops, where)
     suite = Suite(path, data, protocol, models)
     if rules >= 2:
         from .tuning import apply_budget
@@ -348,6 +352,25 @@ def _check_board(board: dict, where: str) -> None:
         raise ConfigError("leaderboard.alpha and leaderboard.confidence must lie in (0, 1)", where=where)
 
 
+def _check_entry_features(entry: ModelEntry, listed: list[str] | None, drops, where: str) -> None:
+    """An entry's own feature keys: at least one, each among the suite's ``listed`` ones when
+    it lists them, and every name the suite's ``[robustness]`` table ``drops`` among them."""
+    if entry.features is None:
+        return
+    if not entry.features:
+        raise ConfigError(f"models {entry.key!r} features must list at least one feature key (or be left out)",
+                          where=where)
+    stray = sorted(set(entry.features) - set(listed)) if listed is not None else []
+    if stray:
+        raise ConfigError(f"models {entry.key!r} features: {stray[0]!r} is not one of [dataset] features {listed}",
+                          where=where, hint="add it to [dataset] features or leave it out of the entry")
+    if drops is not None:
+        try:
+            drops.check(entry.features)
+        except ConfigError as e:
+            raise ConfigError(f"models {entry.key!r}: {e}", where=where) from None
+
+
 def _model_entry(m: dict, where: str, rules: int) -> ModelEntry:
     name = m["name"]
     if name.endswith(".py") or ".py:" in name:
@@ -361,7 +384,7 @@ def _model_entry(m: dict, where: str, rules: int) -> ModelEntry:
             raise ConfigError(f"models '{name}' has its own {given[0]!r}: every model gets the suite's [tuning] "
                               "budget over its declared search space", where=where,
                               hint="remove it (search spaces are declared with the model's parameters)")
-        return ModelEntry(name, dict(m.get("params", {})), label=m.get("label"))
+        return ModelEntry(name, dict(m.get("params", {})), label=m.get("label"), features=_features(m))
     for k, v in m.get("grid", {}).items():
         if not isinstance(v, list) or not v:
             raise ConfigError(f"models '{name}' grid.{k} must be a non-empty list", where=where)
@@ -376,4 +399,9 @@ def _model_entry(m: dict, where: str, rules: int) -> ModelEntry:
     elif m.get("space") or "trials" in m:
         raise ConfigError(f"models '{name}': 'space' and 'trials' need search = \"optuna\"", where=where)
     return ModelEntry(name, dict(m.get("params", {})), dict(m.get("grid", {})), m.get("label"),
-                      search, int(m.get("trials", 0)), dict(m.get("space", {})))
+                      search, int(m.get("trials", 0)), dict(m.get("space", {})), features=_features(m))
+
+
+def _features(m: dict) -> list[str] | None:
+    """An entry's own feature keys, sorted (the order a model is given them never matters)."""
+    return sorted(set(m["features"])) if "features" in m else None

@@ -34,7 +34,7 @@ def execute_job(suite: Suite, dataset, job: Job, *, results: Path, device: str, 
         rec, path, status = run_one(job.model, dataset, params=job.params, seed=job.seed, device=device,
                                     protocol=suite.protocol, results=results, suite=suite.name,
                                     force=force or job.replace,
-                                    selection=job.selection, feature_keys=suite.dataset.get("features"),
+                                    selection=job.selection, feature_keys=job.features or suite.dataset.get("features"),
                                     robustness=suite.robustness)
     except MMBenchError as e:
         return Outcome(job, "failed", error=str(e))

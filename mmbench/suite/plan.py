@@ -20,11 +20,13 @@ from .definition import ModelEntry, Suite
 
 
 def check_models(suite: Suite) -> None:
-    """Every model of the suite must be installed, and every configuration it may run (the
+    """Every model of the suite must be installed, every configuration it may run (the
     fixed parameters, each grid point, the ends and choices of an Optuna space) must lie
-    inside the model's declared parameters, before anything runs."""
+    inside the model's declared parameters and an entry's own feature keys must give its
+    model the modalities it requires, before anything runs."""
     from ..errors import RegistryError
     from ..models import model_params
+    from ..models.content import select_features
     from ..models.params import check_space
     from ..runner import ModelSpec
 
@@ -34,6 +36,8 @@ def check_models(suite: Suite) -> None:
             for p in m.configurations():
                 spec.params(p)
             check_space(model_params(spec.cls), m.space, f"model {m.name!r}")
+            if m.features is not None:  # the keys' modalities only: no feature is read
+                select_features(spec.cls, dict.fromkeys(m.features))
         except (RegistryError, ConfigError) as e:
             raise type(e)(str(e), where=str(suite.path)) from None
         if m.method == "optuna":
@@ -62,8 +66,13 @@ class Job:
     replace: bool = False  # an existing record of this key was chosen under another selection
 
     @property
+    def features(self) -> list[str] | None:
+        """The entry's own feature keys (None: the suite's), carried in its selection and record."""
+        return self.selection.get("features")
+
+    @property
     def key(self) -> tuple:
-        return (self.model, self.params_hash, self.seed, self.stage)
+        return (self.model, self.params_hash, tuple(self.features or ()), self.seed, self.stage)
 
     def describe(self) -> str:
         return f"{self.entry} {self.params_hash[:8]} seed {self.seed}" + (" (search)" if self.stage == "search" else "")
@@ -82,6 +91,12 @@ class Row:
     job: Job | None = None
     record: dict | None = None
     history: list[tuple[str, str]] = field(default_factory=list)  # earlier failed runs kept beside: (file, why)
+
+
+def entry_selection(entry: ModelEntry, **fields) -> dict:
+    """The ``selection`` block of an entry's jobs: how the configuration is chosen, with the
+    entry's own feature keys when it names them (they go into its records and paths)."""
+    return {**fields, **({"features": entry.features} if entry.features is not None else {})}
 
 
 def choose(candidates: list[dict], metric: str) -> dict | None:
@@ -119,7 +134,7 @@ class _Survey:
         h = hash_params(spec.params(params))
         job = Job(entry.key, entry.name, dict(params), seed, stage, selection, h)
         path = record_path(self.results, self.suite.name, self.suite.dataset["name"], model_dir(spec.name), h, seed,
-                           stage)
+                           stage, job.features)
         row = Row(entry.key, entry.name, h, seed, stage, "missing", job=job, history=failed_history(path))
         if path.exists() and (not self.force or job.key in self.executed):
             try:
@@ -143,10 +158,10 @@ class _Survey:
 
     def entry_rows(self, entry: ModelEntry) -> list[Row]:
         if entry.method == "fixed":
-            sel = {"method": "fixed", "on": "valid"}
+            sel = entry_selection(entry, method="fixed", on="valid")
             return [self.job_row(entry, entry.params, s, "final", sel) for s in self.suite.seeds]
         metric = self.suite.protocol.selection_metric(self.spec(entry.name).cls)
-        search_sel = {"method": entry.method, "on": "valid", "stage": "search", "metric": metric}
+        search_sel = entry_selection(entry, method=entry.method, on="valid", stage="search", metric=metric)
         rows: list[Row] = []
         candidates: list[dict] = []
         complete = True
@@ -191,9 +206,9 @@ class _Survey:
                      for s in self.suite.seeds]
             return rows
         unique = {c["params_hash"]: c for c in candidates}
-        sel = {"method": entry.method, "on": "valid", "stage": "final", "metric": metric,
-               "seeds": self.suite.search_seeds, "chosen": best["params_hash"],
-               "candidates": [unique[h] for h in sorted(unique)]}
+        sel = entry_selection(entry, method=entry.method, on="valid", stage="final", metric=metric,
+                              seeds=self.suite.search_seeds, chosen=best["params_hash"],
+                              candidates=[unique[h] for h in sorted(unique)])
         params = next(r.job.params for r in rows if r.job is not None and r.params_hash == best["params_hash"])
         rows += [self.job_row(entry, params, s, "final", sel) for s in self.suite.seeds]
         return rows

@@ -16,9 +16,10 @@ by the suite, so no model is tuned less than the others.
 Candidates run on the search seeds and are compared on validation (:mod:`.plan`).
 
 :func:`definition` is everything a suite version's numbers depend on: dataset, data and
-evaluation protocol, seeds, device, budget and, for every model, its resolved parameters
-and declared search space. A leaderboard stores its hash; a committed ``v<N>/`` whose
-definition changed fails ``leaderboard check`` (a change needs ``v<N+1>/``).
+evaluation protocol, seeds, device, budget and, for every model, its resolved parameters,
+declared search space and the feature keys of an entry that names its own. A leaderboard
+stores its hash; a committed ``v<N>/`` whose definition changed fails ``leaderboard
+check`` (a change needs ``v<N+1>/``).
 """
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def grid_candidates(space: dict[str, list], centre: dict, n: int, seed: int, mod
 def apply_budget(suite) -> None:
     """Give every model entry of a rules-2 suite its configurations: resolve the model,
     read its declared space, draw the candidates (grid) or set up the study (optuna);
-    ``suite.resolved`` keeps each entry's parameters and space for :func:`definition`."""
+    ``suite.resolved`` keeps each entry's parameters, space and own feature keys (when it
+    names them) for :func:`definition`."""
     from ..models import model_params
     from ..runner import ModelSpec
 
@@ -71,7 +73,8 @@ def apply_budget(suite) -> None:
             space = declared_space(model_params(spec.cls), entry.params, where)
         except (RegistryError, ConfigError) as e:
             raise type(e)(str(e), where=str(suite.path)) from None
-        suite.resolved[entry.key] = {"name": entry.name, "params": resolved, "space": space}
+        suite.resolved[entry.key] = {"name": entry.name, "params": resolved, "space": space,
+                                     **({"features": entry.features} if entry.features is not None else {})}
         if not space or budget["configurations"] == 1:
             continue
         entry.centre = {k: resolved[k] for k in sorted(space)}
@@ -93,7 +96,7 @@ def definition(suite) -> dict:
         "filters": suite.data.get("filters", "the card's"), "split": suite.data.get("split", "the card's"),
         "protocol": suite.protocol.as_dict(), "seeds": suite.seeds, "search_seeds": suite.search_seeds,
         "device": suite.device, "tuning": suite.budget, "significance": suite.board,
-        "models": [{"name": r["name"], "params": r["params"], "space": r["space"]} for r in suite.resolved.values()],
+        "models": [dict(r) for r in suite.resolved.values()],
         **({"robustness": suite.robustness.as_dict()} if suite.robustness else {}),
     }
 

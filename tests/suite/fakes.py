@@ -78,3 +78,69 @@ def oracle_installed(root: Path, mp):
         yield
     finally:
         sys.modules.pop("fake_oracle", None)
+
+
+# A suite that shows one content model on two feature sets side by side: two entries of
+# item-kNN on a dataset with two text features, each given one, and a third entry given the
+# suite's list (both). Its budget searches k, so every entry has search and final records.
+TWO_TEXTS = '''[suite]
+name = "twotexts"
+version = 1
+
+[dataset]
+name = "tt"
+version = "1"
+features = ["text/a", "text/b"]
+
+[protocol]
+metrics = ["ndcg@10", "recall@10"]
+main_metric = "ndcg@10"
+
+[run]
+seeds = [0, 1]
+device = "cpu"
+
+[tuning]
+configurations = 2
+
+[[models]]
+name = "itemknn-cbf"
+label = "knn (a)"
+features = ["text/a"]
+
+[[models]]
+name = "itemknn-cbf"
+label = "knn (b)"
+features = ["text/b"]
+
+[[models]]
+name = "itemknn-cbf"
+label = "knn (both)"
+'''
+TEXT_KEYS = {"knn (a)": ["text/a"], "knn (b)": ["text/b"], "knn (both)": ["text/a", "text/b"]}
+
+
+def two_texts(root: Path, mp):
+    """Prepare the toy dataset ``tt`` with the random text features ``text/a`` and
+    ``text/b`` under ``root`` (home and cards set in ``mp``) and write the suite
+    :data:`TWO_TEXTS` in ``root/suite``; returns the loaded suite."""
+    import numpy as np
+
+    from mmbench.data.cards import find_card
+    from mmbench.data.prepare import prepare
+    from mmbench.suite import load_suite
+
+    from ..helpers import planted_rows, write_card, write_inter
+
+    mp.setenv("MMBENCH_HOME", str(root / "home"))
+    mp.setenv("MMBENCH_CARDS", str(root / "cards"))
+    (root / "cards").mkdir(parents=True, exist_ok=True)
+    write_inter(root / "d" / "tt.inter", planted_rows(n_users=40, n_items=30, per_user=10, seed=4))
+    write_card(root / "cards", "tt", root / "d")
+    ds = prepare(find_card("tt"))
+    rng = np.random.default_rng(0)
+    for key, dim in (("text/a", 6), ("text/b", 5)):
+        ds.features.put(key, rng.normal(size=(ds.n_items, dim)), rng.random(ds.n_items) > 0.1)
+    (root / "suite").mkdir(parents=True, exist_ok=True)
+    (root / "suite" / "suite.toml").write_text(TWO_TEXTS, encoding="utf-8")
+    return load_suite(root / "suite")

@@ -1,0 +1,74 @@
+"""Which records a board uses when a suite shows one model on two feature sets: each
+entry's row holds exactly the records given its features, with the records' means; a
+record whose feature keys match no entry is rejected with its reason, and a final record's
+search claims are checked against the search records of its own feature keys."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from mmbench.leaderboard import build
+from mmbench.suite import load_suite, run_suite
+
+from ..suite.fakes import TEXT_KEYS, two_texts
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    root = tmp_path_factory.mktemp("twotexts-board")
+    with pytest.MonkeyPatch.context() as mp:
+        suite = two_texts(root, mp)
+        run_suite(suite, results=root / "res", workers=1, echo=lambda *_: None)
+        yield suite, root
+
+
+@pytest.fixture
+def copy(ran, tmp_path, monkeypatch):
+    """The suite folder and a copy of its results, with the run's home and cards set."""
+    _, root = ran
+    monkeypatch.setenv("MMBENCH_HOME", str(root / "home"))
+    monkeypatch.setenv("MMBENCH_CARDS", str(root / "cards"))
+    shutil.copytree(root / "suite", tmp_path / "suite")
+    shutil.copytree(root / "res", tmp_path / "res")
+    return tmp_path / "suite", tmp_path / "res"
+
+
+def test_two_feature_sets_of_one_model_are_two_rows_of_their_own_records(copy):
+    folder, res = copy
+    lb = build(load_suite(folder), res)
+    assert lb.rejected == [] and sorted(r.key for r in lb.rows) == sorted(TEXT_KEYS)
+    seen = set()
+    for row in lb.rows:
+        recs = [json.loads((res / rel).read_text()) for rel in row.records]
+        assert [r["seed"] for r in recs] == [0, 1] and not seen & set(row.records)
+        seen |= set(row.records)
+        for r in recs:
+            assert sorted(r["features"]) == TEXT_KEYS[row.key]
+            assert r["model"]["params_hash"] == row.params_hash and r["selection"]["stage"] == "final"
+        for m in ("ndcg@10", "recall@10"):
+            assert row.test[m].mean == pytest.approx(np.mean([r["metrics"]["test"][m] for r in recs]), abs=1e-12)
+    means = {r.key: r.test["ndcg@10"].mean for r in lb.rows}
+    assert means["knn (a)"] != means["knn (b)"]
+
+
+def test_records_of_a_feature_set_no_entry_names_are_rejected(copy):
+    folder, res = copy
+    text = (folder / "suite.toml").read_text()
+    (folder / "suite.toml").write_text(text.replace('label = "knn (a)"\nfeatures = ["text/a"]',
+                                                    'label = "knn (a)"\nfeatures = ["text/a", "text/b"]'))
+    lb = build(load_suite(folder), res)
+    assert sorted(r.key for r in lb.rows) == ["knn (b)", "knn (both)"]
+    assert len(lb.rejected) == 4  # knn (a)'s two search and two final records
+    assert all("and features ['text/a'] is not in the suite" in why for _, why in lb.rejected)
+
+
+def test_a_final_record_is_backed_by_the_search_records_of_its_own_features(copy):
+    folder, res = copy
+    for p in res.rglob("seed*.search.json"):
+        if json.loads(p.read_text())["selection"].get("features") == ["text/b"]:
+            p.unlink()
+    lb = build(load_suite(folder), res)
+    assert sorted(r.key for r in lb.rows) == ["knn (a)", "knn (both)"]  # the same configurations ran for (a)
+    assert len(lb.rejected) == 2
+    assert all("whose search record is missing" in why for _, why in lb.rejected)
