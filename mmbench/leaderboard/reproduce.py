@@ -57,7 +57,7 @@ def _device(rec: dict) -> str:
 
 def _why_not(rec: dict, available: set[str], max_seconds: float | None) -> str | None:
     """Why a record cannot be drawn here (None: it can)."""
-    if rec["env"].get("ranking") != RANKING:
+    if rec["protocol"].get("metrics") and rec["env"].get("ranking") != RANKING:  # a rating-only record ranks nothing
         return "ranked ties in another order than this mmbench (rerun at the record's commit)"
     missing = sorted(set(rec["features"]) - available)
     if missing:

@@ -51,3 +51,12 @@ def test_a_record_made_under_another_tie_order_is_left_out(trust):
     report = reproduce(trust, sample=6, seed=0)
     assert report.left_out == {"ranked ties in another order than this mmbench (rerun at the record's commit)": 1}
     assert report.eligible == 5 and report.ok
+
+
+def test_a_rating_only_record_ranks_nothing_so_its_tie_order_does_not_matter():
+    from mmbench.leaderboard.reproduce import _why_not
+
+    rec = {"protocol": {"metrics": [], "rating_metrics": ["rmse"]}, "env": {}, "features": {}, "timing": {}}
+    assert _why_not(rec, set(), None) is None
+    rec["protocol"]["metrics"] = ["ndcg@10"]
+    assert _why_not(rec, set(), None).startswith("ranked ties in another order")
