@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from mmbench.models import (MISSING_MODES, ContentRecommender, ModalityProjector, Param, RatingTask, UserDotItem,
-                            init_embedding, standardize)
+                            init_embedding, register_content)
 
 #: ranx fusion methods that need no training data (the model never sees validation labels)
 RANK_FUSION_METHODS = ("rrf", "isr", "log_isr", "logn_isr", "sum", "max", "min", "med", "anz", "mnz", "gmnz",
@@ -22,7 +22,8 @@ _WEIGHTED = {"wsum", "wmnz", "w_bordafuse", "w_condorcet"}
 
 
 class ContentInput(nn.Module):
-    """Every key's standardised features side by side, plus one presence flag per key.
+    """Every key's features side by side (as the model preprocessed them: its ``features``
+    parameter), plus one presence flag per key.
 
     A missing row is replaced by a learned vector of that key (``missing="embed"``) or left
     at zero (``"drop"``); either way the flags tell the next layer what was absent.
@@ -33,9 +34,7 @@ class ContentInput(nn.Module):
         self.keys = sorted(features)
         self.missing_mode = missing
         for j, k in enumerate(self.keys):
-            f = features[k]
-            self.register_buffer(f"x{j}", torch.as_tensor(standardize(f.values, f.mask, "standard")))
-            self.register_buffer(f"m{j}", torch.as_tensor(f.mask.astype(bool)))
+            register_content(self, j, features[k])
         self.missing = nn.ParameterList(
             [nn.Parameter(torch.zeros(features[k].dim)) for k in self.keys] if missing == "embed" else [])
         self.dim = sum(features[k].dim for k in self.keys) + len(self.keys)
@@ -146,10 +145,10 @@ class _Scorers(nn.Module):
 
 
 class EarlyFusion(ContentRecommender):
-    """Early fusion: the standardised modality features are concatenated (a missing row is a
-    learned per-key vector, plus a presence flag per key), optionally with the item's ID
-    embedding, and an MLP item tower maps them to the item vector; the score is its dot
-    product with a user embedding, trained with BPR. The fusion taxonomy is from Atrey et
+    """Early fusion: the modality features (z-scored by default: ``features``) are
+    concatenated (a missing row is a learned per-key vector, plus a presence flag per key),
+    optionally with the item's ID embedding, and an MLP item tower maps them to the item
+    vector; the score is its dot product with a user embedding, trained with BPR. The fusion taxonomy is from Atrey et
     al. (Multimedia Systems 2010) and Baltrušaitis et al. (TPAMI 2019); the two-tower
     shape follows Covington, Adams & Sargin, "Deep Neural Networks for YouTube
     Recommendations" (RecSys 2016). These papers fix no hyper-parameters for this setting:

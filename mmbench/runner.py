@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import registry
-from .errors import MMBenchError, TrainingError
+from .errors import ConfigError, MMBenchError, TrainingError
 from .io import hash_params, storage
 from .models import model_params
 from .models.params import validate_params
@@ -78,7 +78,7 @@ def run_one(model: str | ModelSpec, dataset, *, params: dict | None = None, seed
                selection or {"method": "fixed", "on": "valid"}, resume)
     job.path = record_path(results, suite, dataset.name, model_dir(spec.name), job.params_hash, seed,
                            job.selection.get("stage", "final"))
-    if not force and (rec := finished(job.path)) is not None:
+    if not force and (rec := job.finished()) is not None:
         return rec, job.path, "skipped"
     if not lock:
         retire_failed(job.path)
@@ -89,7 +89,7 @@ def run_one(model: str | ModelSpec, dataset, *, params: dict | None = None, seed
         job.path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(job.path) + ".lock", timeout=0):
-            if not force and (rec := finished(job.path)) is not None:  # finished by another process meanwhile
+            if not force and (rec := job.finished()) is not None:  # finished by another process meanwhile
                 return rec, job.path, "skipped"
             retire_failed(job.path)
             return job.execute()
@@ -124,6 +124,16 @@ class _Job:
     @property
     def task(self) -> str:
         return getattr(self.spec.cls, "task", "ranking")
+
+    def finished(self) -> dict | None:
+        """The finished record of this job (None: there is none). The path does not name the
+        protocol: a record made under another one is an error, never taken as this run."""
+        rec = finished(self.path)
+        if rec is not None and rec.get("protocol_hash") != self.protocol.hash:
+            raise ConfigError(f"holds a finished run under another protocol ({rec.get('protocol_hash')}; this run's is "
+                              f"{self.protocol.hash})", where=str(self.path),
+                              hint="label this protocol's runs with their own --suite, or --force to replace it")
+        return rec
 
     def execute(self) -> tuple[dict, Path, str]:
         from .models.training import resolve_device
