@@ -18,9 +18,8 @@ class Pop(Recommender):
         from mmbench.models import resolve_device
 
         self.device_ = resolve_device(device)
-        counts = torch.as_tensor(data.item_popularity(), dtype=torch.float32, device=self.device_)
-        # tiny decreasing tie-breaker so that equal counts rank by item index deterministically
-        self.scores_ = counts - torch.arange(data.n_items, device=self.device_) * 1e-7 / max(data.n_items, 1)
+        # equal counts are ranked by item index by the evaluation itself
+        self.scores_ = torch.as_tensor(data.item_popularity(), dtype=torch.float32, device=self.device_)
         self.fit_info_ = {"best_epoch": 0, "epochs_run": 0}
         return self
 

@@ -93,9 +93,71 @@ def map_as_recbole(per_user: dict, n_rel: np.ndarray, names: list[str]) -> dict:
     return out
 
 
+BUSY_CODE = "while True: pass"
+
+
+class BusyProcess:
+    """One other CPU-bound process for as long as the ``with`` block runs (started before it,
+    killed after): what a machine shared with one busy job looks like."""
+
+    def __enter__(self):
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen([sys.executable, "-c", BUSY_CODE])
+        time.sleep(0.3)  # let it get going and the scheduler notice it
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def time_rounds(calls: dict, *, busy: bool, log=print) -> dict:
+    """``{condition: {name: [seconds]}}``: each call of ``calls`` (name -> (fn, reps)) timed in
+    interleaved rounds; with ``busy``, every round runs once quiet and once next to a
+    :class:`BusyProcess` (the conditions alternate, so slow drifts of the machine hit both).
+    The peers hold millions of Python objects (Cornac's and RecBole's data): a full garbage
+    collection during a timed call would charge their traversal to whoever allocates, so (as
+    timeit does) the collector runs first and stays off while a call is timed."""
+    import contextlib
+
+    gc.collect()
+    gc.freeze()
+
+    def timed(f) -> float:
+        gc.collect()
+        gc.disable()
+        try:
+            t = time.perf_counter()
+            f()
+            return time.perf_counter() - t
+        finally:
+            gc.enable()
+
+    conds = ("quiet", "busy") if busy else ("quiet",)
+    times = {c: {n: [] for n in calls} for c in conds}
+    for r in range(max(reps for _, reps in calls.values())):
+        for c in conds:
+            with BusyProcess() if c == "busy" else contextlib.nullcontext():
+                for n, (f, reps) in calls.items():
+                    if r < reps:
+                        times[c][n].append(timed(f))
+            log(f"round {r + 1} {c}: " + ", ".join(f"{n} {v[-1]:.3f}s" for n, v in times[c].items() if v))
+    return times
+
+
+def pass_stats(seconds: list, users: int, n_full: int) -> dict:
+    """Median of the timed calls, and the full pass it stands for (``users`` of ``n_full`` ranked)."""
+    med = float(np.median(seconds))
+    return {"seconds": [round(x, 4) for x in seconds], "median_s": round(med, 4), "users": int(users),
+            "full_pass_s": round(med * n_full / users, 4), "extrapolated": users != n_full}
+
+
 def run_scale(label: str, split: Split, scores, *, reps: int, sample: int | None, ours_reps: int | None = None,
               peers_on_sample=("recbole-default", "recbole-tuned", "cornac"), full_peers=("vectorised", "mmrec"),
-              recbole_default_batch: int = 4096, log=print, memory: bool = False, torch_peers: bool = True) -> dict:
+              recbole_default_batch: int = 4096, log=print, memory: bool = False, torch_peers: bool = True,
+              busy: bool = True) -> dict:
     names = P.names_for()
     ks = (10, 20)
     n_items = split.n_items
@@ -124,7 +186,9 @@ def run_scale(label: str, split: Split, scores, *, reps: int, sample: int | None
         out["memory"] = {"rss_before": base, "rss_peak": rss_peak(), "peak_reset": can_reset,
                          "dense_matrix_bytes": int(len(full_users)) * n_items * 4,
                          "score_block_bytes": bsz * n_items * 4}
-    log(f"[{label}] mmbench first pass {first:.2f}s")
+    log(f"[{label}] mmbench first pass {first:.2f}s (not timed: it builds the split's lists and layout once, "
+        "as the peers' set-up does)")
+    out["first_pass_s"] = round(first, 4)
     ref_sub = evaluate_ranking(scores, sub_split, "test", names) if sample else ref_full
     n_rel_full = np.diff(split.csr("test")[0])[ref_full.users].astype(float)
     n_rel_sub = np.diff(sub_split.csr("test")[0])[ref_sub.users].astype(float)
@@ -186,44 +250,23 @@ def run_scale(label: str, split: Split, scores, *, reps: int, sample: int | None
     out["agreement_max_abs_diff"] = agree
     log(f"[{label}] agreement with mmbench (max |diff|): " + ", ".join(f"{k} {v:.1e}" for k, v in agree.items()))
 
-    # -- timing: interleaved rounds ------------------------------------------------------
-    # The peers hold millions of Python objects (Cornac's and RecBole's data): a full garbage
-    # collection during a timed call would charge their traversal to whoever allocates. As
-    # timeit does, collect first and keep the collector off while a call is timed.
-    gc.collect()
-    gc.freeze()
-
-    def timed(f) -> float:
-        gc.collect()
-        gc.disable()
-        try:
-            t = time.perf_counter()
-            f()
-            return time.perf_counter() - t
-        finally:
-            gc.enable()
-
-    times = {"mmbench": [first], "bare bound": []}
-    for m in methods:
-        times[m] = []
-    for r in range(max(reps, ours_reps)):
-        if r < ours_reps:
-            times["bare bound"].append(timed(lambda: P.bare_bound(scores, full_users, max(ks), bsz)))
-            if r > 0:
-                times["mmbench"].append(timed(ours_full))
-        if r < reps:
-            for m, (f, _) in methods.items():
-                times[m].append(timed(f))
-        log(f"[{label}] round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items() if v))
+    # -- timing: interleaved rounds, quiet and with one busy process ------------------------
+    calls = {"mmbench": (ours_full, ours_reps), "bare bound": (lambda: P.bare_bound(scores, full_users, max(ks), bsz),
+                                                              ours_reps)}
+    calls.update({m: (f, reps) for m, (f, _) in methods.items()})
+    times = time_rounds(calls, busy=busy, log=lambda msg: log(f"[{label}] {msg}"))
     n_full = len(full_users)
-    for m, ts in times.items():
-        users = methods[m][1] if m in methods else n_full
-        med = float(np.median(ts))
-        out["methods"][m] = {"seconds": [round(x, 4) for x in ts], "median_s": round(med, 4), "users": int(users),
-                             "full_pass_s": round(med * n_full / users, 4), "extrapolated": users != n_full}
-    ours = out["methods"]["mmbench"]["full_pass_s"]
-    for m, d in out["methods"].items():
-        d["ratio_to_mmbench"] = round(d["full_pass_s"] / ours, 3)
+    for cond, by_method in times.items():
+        stats = {m: pass_stats(ts, methods[m][1] if m in methods else n_full, n_full)
+                 for m, ts in by_method.items() if ts}
+        for d in stats.values():
+            d["ratio_to_mmbench"] = round(d["full_pass_s"] / stats["mmbench"]["full_pass_s"], 3)
+        for m, d in stats.items():
+            if cond == "quiet":
+                out["methods"][m] = d
+            else:
+                out["methods"][m]["busy"] = d
+    out["busy_process"] = BUSY_CODE if busy else None
     out["threads"] = torch.get_num_threads()
     out["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "(default)")
     return out

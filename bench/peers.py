@@ -119,32 +119,18 @@ def mmrec_style(score_fn, split, users, names, batch_users: int) -> dict:
 
 
 # -- RecBole --------------------------------------------------------------------------------------
-def _write_atomic(folder: Path, name: str, split, test_users: np.ndarray | None):
-    folder.mkdir(parents=True, exist_ok=True)
-    keep_test = None
-    if test_users is not None:
-        keep_test = np.zeros(split.n_users, bool)
-        keep_test[test_users] = True
-    for part in ("train", "valid", "test"):
-        u, i, _ = split.pairs(part)
-        if part == "test" and keep_test is not None:
-            m = keep_test[u]
-            u, i = u[m], i[m]
-        lines = ["user_id:token\titem_id:token"] + [f"{a}\t{b}" for a, b in zip(u.tolist(), i.tolist())]
-        (folder / f"{name}.{part}.inter").write_text("\n".join(lines) + "\n")
-
-
 class RecBolePeer:
     """RecBole 1.2.1's full-sort evaluator (``Trainer.evaluate``) fed with our scores through a
     model whose ``full_sort_predict`` returns them (ids mapped to RecBole's)."""
 
     def __init__(self, split, scores, *, test_users=None, eval_batch_size=4096, ks=(10, 20), workdir=None,
                  train_batch_size=2048, lr=1e-3, embedding_size=64, seed=0, more_eval_batch_sizes=()):
-        from recbole_compat import import_recbole, recbole_env
+        from mmbench.parity.adapters.recbole import write_split
+        from mmbench.parity.recbole_compat import import_recbole, recbole_env
 
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="mmbench-recbole-"))
         self.env = lambda: recbole_env(self.workdir)  # noqa: E731
-        _write_atomic(self.workdir / "data" / "bench", "bench", split, test_users)
+        write_split(self.workdir / "data" / "bench", "bench", split, test_users)
         with self.env():
             rb = import_recbole()
             self.rb = rb

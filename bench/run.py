@@ -5,6 +5,10 @@
     python bench/run.py --quick         # small sizes, 3 repetitions (~10 min there)
     python bench/run.py --elec-reps 1   # one full Elec-scale pass of mmbench and of the bound
     python bench/run.py --only eval     # eval | train | memory | cli (repeatable)
+    python bench/run.py --no-busy       # evaluation timed only as the machine is
+
+Every evaluation round is timed twice: as the machine is ("quiet") and next to one busy
+process the benchmark starts and kills ("busy"); the load average is recorded before and after.
 
 Each section runs in its own process (clean memory figures, no state shared between peers)
 and writes JSON; this driver collects them into bench/results.json and bench/README.md.
@@ -58,12 +62,13 @@ def section_eval(name: str, args) -> dict:
     reps = args.reps
     if name == "eval-ml100k":
         split = _ml100k()
-        return evalbench.run_scale("ml-100k", split, ExactScores(split), reps=reps, sample=None, log=log)
+        return evalbench.run_scale("ml-100k", split, ExactScores(split), reps=reps, sample=None, log=log,
+                                   busy=args.busy)
     if name == "eval-50k":
         size = (10_000, 5_000, 20.0) if args.quick else MID
         split = synthetic_split(*size, seed=0)
         return evalbench.run_scale(f"synthetic {size[0]//1000}k x {size[1]//1000}k", split, ExactScores(split),
-                                   reps=reps, sample=None if args.quick else args.peer_users, log=log)
+                                   reps=reps, sample=None if args.quick else args.peer_users, log=log, busy=args.busy)
     if name == "eval-elec":
         size = (20_000, ELEC[1], ELEC[2]) if args.quick else ELEC
         split = synthetic_split(*size, seed=0)
@@ -74,7 +79,7 @@ def section_eval(name: str, args) -> dict:
             reps=0 if only_memory else reps, ours_reps=1 if only_memory else args.elec_reps,
             sample=args.elec_peer_users, full_peers=(), log=log, memory=True,
             peers_on_sample=() if only_memory else ("recbole-default", "recbole-tuned", "cornac"),
-            torch_peers=not only_memory)
+            torch_peers=not only_memory, busy=args.busy and not only_memory)
     raise ValueError(name)
 
 
@@ -115,6 +120,7 @@ def section_cli(args) -> dict:
 
 def run_section(name: str, args) -> dict:
     t0 = time.perf_counter()
+    load_before = os.getloadavg()
     if name.startswith("eval"):
         res = section_eval(name, args)
     elif name.startswith("train"):
@@ -122,6 +128,7 @@ def run_section(name: str, args) -> dict:
     else:
         res = section_cli(args)
     res["section_seconds"] = round(time.perf_counter() - t0, 1)
+    res["load_before"], res["load_after"] = load_before, os.getloadavg()
     return res
 
 
@@ -163,6 +170,11 @@ def main(argv=None) -> int:
     ap.add_argument("--elec-peer-users", type=int, default=500, help="the same at Elec scale (all peers)")
     ap.add_argument("--train-seeds", type=int, default=None, help="seeds per trainer on ml-100k (default 5; quick 2)")
     ap.add_argument("--train-seeds-1m", type=int, default=None, help="the same on 1M interactions (default 3; quick 2)")
+    ap.add_argument("--no-busy", dest="busy", action="store_false",
+                    help="time the evaluators only as the machine is (default: also next to one busy process)")
+    ap.add_argument("--keep-freed-memory", action="store_true",
+                    help="run every section with glibc malloc keeping freed memory (MALLOC_MMAP_THRESHOLD_, "
+                         "MALLOC_TRIM_THRESHOLD_): no page faults from re-allocated score blocks (see README)")
     ap.add_argument("--omp-active", action="store_true",
                     help="keep OpenMP's default busy-waiting (default here: OMP_WAIT_POLICY=PASSIVE, see README)")
     ap.add_argument("--out", type=Path, default=HERE, help="where results.json and README.md go")
@@ -185,8 +197,11 @@ def main(argv=None) -> int:
     else:
         env.pop("OMP_WAIT_POLICY", None)
     env.setdefault("PYTHONWARNINGS", "ignore")
+    if args.keep_freed_memory:
+        env.update(MALLOC_MMAP_THRESHOLD_=str(1 << 32), MALLOC_TRIM_THRESHOLD_=str(1 << 32))
     results = {"started": _dt.datetime.now().isoformat(timespec="seconds"), "argv": sys.argv[1:],
                "machine": machine(), "load_before": os.getloadavg(), "omp_wait_policy": env.get("OMP_WAIT_POLICY"),
+               "keep_freed_memory": args.keep_freed_memory,
                "sections": {}}
     prev = args.out / "results.json"
     base = None
@@ -194,6 +209,8 @@ def main(argv=None) -> int:
         base = json.loads(prev.read_text())
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    command = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    took = 0.0
     for name in names:
         log(f"== {name}")
         out = args.out / f".{name}.json"
@@ -203,26 +220,39 @@ def main(argv=None) -> int:
         if proc.returncode != 0 or not out.exists():
             log(f"!! {name} failed (exit {proc.returncode})")
             results["sections"][name] = {"error": f"exit {proc.returncode}"}
-            continue
-        key = name + (" (OpenMP default waiting)" if args.omp_active else "")
-        results["sections"][key] = json.loads(out.read_text())
-        out.unlink()
-    results["load_after"] = os.getloadavg()
-    results["total_seconds"] = round(time.perf_counter() - t0, 1)
-    results["command"] = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    if base is not None:
-        run = {k: results[k] for k in ("command", "started", "load_before", "load_after", "total_seconds",
-                                        "omp_wait_policy")}
-        run["sections"] = list(results["sections"])
-        base.setdefault("partial_runs", []).append(run)
-        base["sections"].update(results["sections"])
-        results = base
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+        else:
+            key = name + (" (OpenMP default waiting)" if args.omp_active else "")
+            results["sections"][key] = json.loads(out.read_text())
+            out.unlink()
+        took = write_results(args.out, results, base, t0, command)  # after each section: a killed run keeps them
+    log(f"wrote {args.out / 'README.md'} ({took:.0f}s)")
+    return 0
+
+
+def write_results(out_dir: Path, results: dict, base: dict | None, t0: float, command: str) -> float:
+    """results.json and README.md from the sections run so far. A partial run (``base``: the
+    previous figures) replaces the sections it ran; one that failed keeps its previous figures
+    and is listed as failed. Returns the seconds taken so far."""
     import report
 
-    (args.out / "README.md").write_text(report.render(results))
-    log(f"wrote {args.out / 'README.md'} ({results['total_seconds']:.0f}s)")
-    return 0
+    results["load_after"] = os.getloadavg()
+    results["total_seconds"] = took = round(time.perf_counter() - t0, 1)
+    results["command"] = command
+    merged = results
+    if base is not None:
+        run = {k: results[k] for k in ("command", "started", "load_before", "load_after", "total_seconds",
+                                        "omp_wait_policy", "keep_freed_memory")}
+        failed = [k for k, v in results["sections"].items() if "error" in v and k in base["sections"]]
+        run["sections"] = [k for k in results["sections"] if k not in failed]
+        run["failed"] = failed
+        merged = json.loads(json.dumps(base))
+        merged.setdefault("partial_runs", []).append(run)
+        merged["sections"].update({k: v for k, v in results["sections"].items() if k not in failed})
+    for name, text in (("results.json", json.dumps(merged, indent=1)), ("README.md", report.render(merged))):
+        tmp = out_dir / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(out_dir / name)
+    return took
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ from .io import hash_params
 
 DEFAULT_METRICS = [f"{m}@{k}" for k in (10, 20) for m in ("recall", "ndcg", "precision", "hit", "mrr", "map")]
 
+#: The ranking order of every evaluation (``kernels.exact_topk``), noted in each run record as
+#: ``env.ranking``: a record without it ranked tied scores in the order ``torch.topk`` returned.
+RANKING = "score desc, item index asc"
+
 
 def canonical_metric(name: str) -> str:
     """``'NDCG@10'`` -> ``'ndcg@10'``; an item-group suffix is kept: ``'Recall@20/tail'`` ->

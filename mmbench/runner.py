@@ -12,7 +12,7 @@ from .errors import ConfigError, MMBenchError, TrainingError
 from .io import hash_params, storage
 from .models import model_params
 from .models.params import validate_params
-from .protocol import Protocol
+from .protocol import RANKING, Protocol
 from .records import SCHEMA, finished, model_dir, record_path, retire_failed, write_record
 
 
@@ -171,7 +171,8 @@ class _Job:
                       "distribution": spec.distribution, "version": spec.version, "task": self.task,
                       "params": self.params, "params_hash": self.params_hash},
             "protocol": self.protocol.as_dict(), "protocol_hash": self.protocol.hash, "seed": self.seed,
-            "selection": self.selection, "metrics": {}, "timing": {}, "env": environment(self.device),
+            "selection": self.selection, "metrics": {}, "timing": {},
+            "env": {**environment(self.device), "ranking": RANKING},
             "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         }
 

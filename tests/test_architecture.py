@@ -16,6 +16,7 @@ LAYERS = [
     ("models", ["mmbench.models"]),
     ("evaluation", ["mmbench.evaluate", "mmbench.protocol", "mmbench.stats"]),
     ("runs", ["mmbench.runner", "mmbench.records", "mmbench.check", "mmbench.synthetic", "mmbench.backends"]),
+    ("parity", ["mmbench.parity"]),
     ("suites and boards", ["mmbench.suite", "mmbench.leaderboard"]),
     ("interface", ["mmbench.cli", "mmbench.plugin", "mmbench.__main__"]),
 ]

@@ -105,7 +105,7 @@ def rank_and_score(score_fn: ScoreFn, users: np.ndarray, n_items: int, target: t
     group_rel = {g: K.targets_in(target, users, groups[g], dev) for g in plan.by_group}
     rec_counts = torch.zeros(n_items, dtype=torch.int64, device=dev)
     tops = []
-    with torch.no_grad():  # scoring, masking, top-k and hits: kernels.iter_ranked
+    with torch.no_grad(), K.threads_for(len(users) * n_items, dev):  # scoring, masking, top-k, hits: kernels
         for rb in K.iter_ranked(score_fn, users, n_items, target, exclude, plan.maxk, device=dev,
                                 batch_users=batch_users, lay=lay):
             values = M.compute(plan.plain, rb.hits, rb.n_rel)
@@ -158,18 +158,21 @@ def _cached_layout(dataset, split: str, mask_valid_at_test: bool, users, target,
 
 def _popularity_inputs(dataset, metric_names: list[str], beyond_accuracy: bool):
     """Item-group masks for the group metrics asked and the self-information of each item
-    (for novelty), both from the (cached) training lists: no pass over the raw pairs."""
-    wanted = sorted({g for g in (M.split_group(n)[1] for n in metric_names) if g is not None})
+    (for novelty), both from the training lists; kept on the dataset object (validation runs
+    every epoch)."""
+    wanted = tuple(sorted({g for g in (M.split_group(n)[1] for n in metric_names) if g is not None}))
     if not (wanted or beyond_accuracy):
         return None, None
-    train_ptr, train_items = dataset.csr("train")
-    train_pop = np.bincount(train_items, minlength=dataset.n_items)
-    groups = item_groups(train_pop, wanted) if wanted else None
-    info = None
-    if beyond_accuracy:
-        n_train_users = max(1, int(np.count_nonzero(np.diff(train_ptr))))
-        info = -np.log2(np.maximum(train_pop.astype(np.float64), 1.0) / n_train_users)
-    return groups, info
+    kept = dataset.__dict__.setdefault("_eval_popularity", {})
+    if (wanted, beyond_accuracy) not in kept:
+        train_ptr, train_items = dataset.csr("train")
+        train_pop = np.bincount(train_items, minlength=dataset.n_items)
+        info = None
+        if beyond_accuracy:
+            n_train_users = max(1, int(np.count_nonzero(np.diff(train_ptr))))
+            info = -np.log2(np.maximum(train_pop.astype(np.float64), 1.0) / n_train_users)
+        kept[(wanted, beyond_accuracy)] = (item_groups(train_pop, wanted) if wanted else None, info)
+    return kept[(wanted, beyond_accuracy)]
 
 
 def _means(per_user: dict[str, np.ndarray]) -> dict[str, float]:

@@ -77,6 +77,7 @@ class Leaderboard:
     definition: dict = field(default_factory=dict)  # rules 2: what the suite version freezes
     definition_hash: str = ""
     superseded: list = field(default_factory=list)  # (version, rules) of the older v<M>/ folders, kept as built
+    parity: list = field(default_factory=list)  # rules 2: the suite's parity records (mmbench.parity)
 
     @property
     def columns(self) -> list[str]:
@@ -163,6 +164,10 @@ def _account(lb: Leaderboard, suite, results: Path, found: Found) -> None:
     lb.manifest = manifest(results, sorted(rel for rel, _ in used))
     lb.definition = definition(suite)
     lb.definition_hash = hash_params(lb.definition)
+    from .parity import board_parity
+
+    lb.parity, rejected = board_parity(suite, lb.dataset.get("fingerprint"))
+    lb.rejected = sorted(lb.rejected + rejected)
 
 
 def _older_versions(suite) -> list[tuple[int, int]]:

@@ -14,6 +14,7 @@ from html import escape
 
 from ..evaluate.metrics import get, higher_is_better
 from ..stats import TESTS
+from .parity import intro as parity_intro
 from .text import ENV_KEYS, compute_line, fmt_p, legend, rules_facts, short_params, tuning_summary
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
@@ -435,6 +436,19 @@ def _tuning(lb, suite) -> list[str]:
             + "".join(f"<li><b>{escape(label)}</b>: {escape(text)}</li>" for label, text in rows) + "</ul></section>"]
 
 
+def _parity(lb) -> list[str]:
+    from ..parity import table_rows
+    from ..parity.report import HEADERS
+
+    if not lb.parity:
+        return []
+    head = "".join(f'<th class="text">{escape(h)}</th>' for h in HEADERS)
+    body = "".join("<tr>" + "".join(f'<td class="text">{escape(c)}</td>' for c in row) + "</tr>"
+                   for row in table_rows(lb.parity))
+    return [f'<section id="parity"><h2>Parity</h2><p class="note">{_code(parity_intro(lb))}</p><div class="scroll">'
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></section>"]
+
+
 def _protocol(lb, suite) -> list[str]:
     p = lb.protocol
     return [
@@ -487,4 +501,4 @@ def to_html(lb, suite) -> str:
     ]
     if lb.rows:
         parts += _figures(lb, color)
-    return "\n".join(parts + _tuning(lb, suite) + _protocol(lb, suite) + _provenance(lb, suite))
+    return "\n".join(parts + _tuning(lb, suite) + _parity(lb) + _protocol(lb, suite) + _provenance(lb, suite))

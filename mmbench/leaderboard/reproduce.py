@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MMBenchError
+from ..protocol import RANKING
 from .select import load_records
 
 
@@ -56,6 +57,8 @@ def _device(rec: dict) -> str:
 
 def _why_not(rec: dict, available: set[str], max_seconds: float | None) -> str | None:
     """Why a record cannot be drawn here (None: it can)."""
+    if rec["env"].get("ranking") != RANKING:
+        return "ranked ties in another order than this mmbench (rerun at the record's commit)"
     missing = sorted(set(rec["features"]) - available)
     if missing:
         return f"needs features not prepared here ({', '.join(missing)})"

@@ -12,6 +12,7 @@ import numpy as np
 from ..evaluate.metrics import get
 from ..io import canonical_json
 from ..stats import TEST_NAMES, TESTS, Summary
+from .parity import as_json as parity_json, intro as parity_intro
 from .build import Leaderboard, Row
 
 MARK = "†"  # significantly worse than the best of the column
@@ -85,7 +86,8 @@ def to_markdown(lb: Leaderboard, suite) -> str:
     if not lb.rows:
         lines += ["No accepted records yet.", ""]
     else:
-        lines += _results(lb, suite) + _stats_section(lb) + _selection_section(lb) + _tuning_section(lb, suite)
+        lines += (_results(lb, suite) + _stats_section(lb) + _selection_section(lb) + _tuning_section(lb, suite)
+                  + _parity_section(lb))
     lines += _protocol_section(lb, suite) + _provenance(lb, suite)
     return "\n".join(lines)
 
@@ -178,6 +180,15 @@ def _tuning_section(lb: Leaderboard, suite) -> list[str]:
         return []
     intro, rows = tuning_summary(lb, suite)
     return ["## Tuning", "", intro, ""] + [f"- **{label}**: {text}" for label, text in rows] + [""]
+
+
+def _parity_section(lb: Leaderboard) -> list[str]:
+    from ..parity import table_rows
+    from ..parity.report import HEADERS
+
+    if not lb.parity:
+        return []
+    return ["## Parity", "", parity_intro(lb), "", _table(HEADERS, table_rows(lb.parity)), ""]
 
 
 def _provenance(lb: Leaderboard, suite) -> list[str]:
@@ -309,4 +320,6 @@ def to_json(lb: Leaderboard) -> str:
                     "manifest": lb.manifest, "compute": lb.compute, "fixed_budget": lb.fixed_budget,
                     "supersedes": [{"version": v, "rules": r} for v, r in lb.superseded],
                     "rating_statistic": "mean over users of each user's error (table, interval and test)"})
+        if lb.parity:
+            obj["parity"] = parity_json(lb)
     return canonical_json(obj)

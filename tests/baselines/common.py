@@ -42,12 +42,15 @@ def _train(name, ds, **params):
 
 # -- attention fusion ----------------------------------------------------------------------------
 def _masked_features(ds):
+    """The dataset's vector features (text, image, audio; not raw inputs), with two items masked."""
     out = {}
     for k in ds.features.keys():
+        if k.split("/")[0] not in ("text", "image", "audio"):
+            continue
         f = ds.features.get(k)
         mask = f.mask.copy()
         mask[0] = False  # item 0: every modality missing
-        mask[1] = k.startswith("text")  # item 1: only text
+        mask[1] = k.startswith("text/")  # item 1: only text
         out[k] = _feature(k, np.where(mask[:, None], f.values, 0.0), mask)
     return out
 

@@ -40,3 +40,14 @@ def test_difference_names_the_first_metric_that_moved():
     same = {"metrics": old["metrics"], "fit": {}}
     assert difference(old, same, {"u": np.array([1.0, np.nan])}, {"u": np.array([1.0, np.nan])}) is None
     assert difference(old, same, {"u": np.array([1.0])}, {"u": np.array([1.5])}) == "per-user values of u differ"
+
+
+def test_a_record_made_under_another_tie_order_is_left_out(trust):
+    path = next(p for p in trust.results_dir().rglob("seed0.json") if "/bpr/" in p.as_posix())
+    rec = read_record(path)
+    assert rec["env"]["ranking"] == "score desc, item index asc"
+    del rec["env"]["ranking"]  # as records made before ties were ordered by item index
+    write_record(path, rec, read_per_user(path))
+    report = reproduce(trust, sample=6, seed=0)
+    assert report.left_out == {"ranked ties in another order than this mmbench (rerun at the record's commit)": 1}
+    assert report.eligible == 5 and report.ok

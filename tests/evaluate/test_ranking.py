@@ -8,7 +8,7 @@ from mmbench.data.prepare import prepare
 from mmbench.evaluate.ranking import evaluate_rating, evaluate_ranking, rank_and_score
 from mmbench.errors import TrainingError
 
-from .helpers import planted_rows, write_card, write_inter
+from ..helpers import planted_rows, write_card, write_inter
 
 
 @pytest.fixture
@@ -125,3 +125,19 @@ def test_core_loop_never_recommends_excluded_items():
                                                exclude, ["hit@1", "recall@4"], keep_topk=True)
     assert topk[0].tolist()[:4] == [2, 3, 4, 5] and topk[1][0] == 0
     assert per_user["recall@4"].tolist() == [1.0, 1.0] and per_user["hit@1"].tolist() == [0.0, 0.0]
+
+
+def test_popularity_ties_are_ranked_by_item_index(toy):
+    """Pop scores raw counts (many equal): its lists follow (count descending, item index),
+    computed here with NumPy from the split itself."""
+    from mmbench_baselines.pop import Pop
+
+    model = Pop().fit(toy.train_data())
+    res = evaluate_ranking(model.score, toy, "test", ["ndcg@10"], keep_topk=True)
+    pop = np.bincount(toy.pairs("train")[1], minlength=toy.n_items).astype(float)
+    assert len(np.unique(pop)) < toy.n_items  # the case has ties
+    ptr, idx = toy.csr("train", "valid")
+    for row, u in enumerate(res.users):
+        p = pop.copy()
+        p[idx[ptr[u]:ptr[u + 1]]] = -np.inf
+        assert res.topk[row].tolist() == np.lexsort((np.arange(toy.n_items), -p))[:10].tolist()

@@ -1,8 +1,10 @@
-"""Run RecBole 1.2.1 (a benchmark peer) on numpy 2, without side effects on the caller.
+"""Run RecBole 1.2.1 (a peer) on numpy 2 and current scipy, without side effects on the caller.
 
-Applied only here, where the benchmarks import recbole (see ../shared/ENVIRONMENT.md beside the repository):
+Applied only where a peer imports recbole (see ../shared/ENVIRONMENT.md beside the repository):
 - numpy 2 removed aliases that RecBole still uses (``np.float_``, ``np.unicode_``,
   ``np.float``...): they are restored as the types they used to name, if missing;
+- scipy >= 1.12 dropped ``dok_matrix._update``, which RecBole's graph models (LightGCN,
+  NGCF, ...) call to fill their adjacency matrix: restored as an update of the matrix's dict;
 - RecBole's ``Config`` parses ``sys.argv`` (``--key=value`` would override our settings):
   argv is reduced to the program name while RecBole runs, then restored;
 - RecBole writes ``./log``, ``./log_tensorboard`` and ``./saved`` into the working
@@ -21,37 +23,57 @@ _ALIASES = {"float_": "float64", "complex_": "complex128", "unicode_": "str_", "
 
 
 def restore_numpy_aliases() -> None:
+    import warnings
+
     import numpy as np
 
     for name, target in _ALIASES.items():
         try:
-            getattr(np, name)
+            with warnings.catch_warnings():  # numpy's "will be defined as the scalar type" notes
+                warnings.simplefilter("ignore")
+                getattr(np, name)
         except AttributeError:
             setattr(np, name, getattr(np, target) if isinstance(target, str) else target)
 
 
+def restore_dok_update() -> None:
+    """``scipy.sparse.dok_matrix._update(dict)`` (removed in scipy 1.12): set many entries at once."""
+    from scipy.sparse import dok_matrix
+
+    if not hasattr(dok_matrix, "_update"):
+        dok_matrix._update = lambda self, data: self._dict.update(data)
+
+
 @contextlib.contextmanager
 def recbole_env(workdir: str | Path):
-    """Inside: numpy aliases restored, ``sys.argv`` reduced, cwd = ``workdir``; RecBole's
-    loggers quiet. Everything but the aliases is restored on exit."""
+    """Inside: numpy aliases and ``dok_matrix._update`` restored, ``sys.argv`` reduced, cwd =
+    ``workdir``; RecBole's loggers and warnings (pandas, torch deprecations) quiet. Everything
+    but the restored names is put back on exit."""
     import logging
+    import warnings
 
     restore_numpy_aliases()
+    restore_dok_update()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     old_argv, old_cwd = sys.argv[:], os.getcwd()
+    root = logging.getLogger()
+    old_level = root.level
     sys.argv = sys.argv[:1]
     os.chdir(workdir)
-    logging.getLogger().setLevel(logging.ERROR)
+    root.setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         sys.argv = old_argv
         os.chdir(old_cwd)
+        root.setLevel(old_level)
 
 
-def import_recbole():
-    """Import the RecBole pieces the benchmarks use (inside :func:`recbole_env`)."""
+def import_recbole() -> dict:
+    """The RecBole pieces the peers use (call inside :func:`recbole_env`)."""
     import warnings
 
     restore_numpy_aliases()
@@ -59,9 +81,11 @@ def import_recbole():
         warnings.simplefilter("ignore")
         from recbole.config import Config
         from recbole.data import create_dataset, data_preparation
+        from recbole.data.interaction import Interaction
         from recbole.model.abstract_recommender import GeneralRecommender
         from recbole.model.general_recommender import BPR
         from recbole.trainer import Trainer
-        from recbole.utils import InputType
+        from recbole.utils import InputType, get_model, get_trainer, init_seed
     return {"Config": Config, "create_dataset": create_dataset, "data_preparation": data_preparation,
-            "GeneralRecommender": GeneralRecommender, "BPR": BPR, "Trainer": Trainer, "InputType": InputType}
+            "Interaction": Interaction, "GeneralRecommender": GeneralRecommender, "BPR": BPR, "Trainer": Trainer,
+            "InputType": InputType, "get_model": get_model, "get_trainer": get_trainer, "init_seed": init_seed}
