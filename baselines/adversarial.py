@@ -72,7 +72,8 @@ class AdversarialAlignment(ContentFeatures, CachedEmbeddings, TorchRecommender):
     Retrieval", ACM MM 2017). Loss: BPR + reg x L2(batch) + adv_weight x cross-entropy of the
     discriminator on the batch items' present modality embeddings.
 
-    Defaults: 64-d, Adam lr 1e-3, batch 2048 (as our BPR); adv_weight 1 and DANN's reversal
+    Defaults: 64-d, Adam lr 1e-3, batch 2048 (as our BPR), features z-scored per column and
+    kept fixed (``features``, ``finetune_features``); adv_weight 1 and DANN's reversal
     schedule 2/(1 + exp(-10 p)) - 1 with p the fraction of ``epochs`` done (Ganin & Lempitsky);
     discriminator with one hidden layer of ``disc_hidden`` units (0: linear). ``disc_reg``
     (L2 on the discriminator's weights) damps the min-max game: without it, descent-ascent

@@ -145,15 +145,16 @@ class _Scorers(nn.Module):
 
 
 class EarlyFusion(ContentRecommender):
-    """Early fusion: the modality features (z-scored by default: ``features``) are
-    concatenated (a missing row is a learned per-key vector, plus a presence flag per key),
-    optionally with the item's ID embedding, and an MLP item tower maps them to the item
-    vector; the score is its dot product with a user embedding, trained with BPR. The fusion taxonomy is from Atrey et
-    al. (Multimedia Systems 2010) and Baltrušaitis et al. (TPAMI 2019); the two-tower
-    shape follows Covington, Adams & Sargin, "Deep Neural Networks for YouTube
-    Recommendations" (RecSys 2016). These papers fix no hyper-parameters for this setting:
-    defaults are the benchmark's (64-d, one 256-unit ReLU layer, dropout 0.1, Adam lr 1e-3,
-    batch 2048, early stopping). ``use_id=False`` gives a pure content model.
+    """Early fusion: the modality features are concatenated (a missing row is a learned
+    per-key vector, plus a presence flag per key), optionally with the item's ID embedding,
+    and an MLP item tower maps them to the item vector; the score is its dot product with a
+    user embedding, trained with BPR. The fusion taxonomy is from Atrey et al. (Multimedia
+    Systems 2010) and Baltrušaitis et al. (TPAMI 2019); the two-tower shape follows
+    Covington, Adams & Sargin, "Deep Neural Networks for YouTube Recommendations" (RecSys
+    2016). These papers fix no hyper-parameters for this setting: defaults are the
+    benchmark's (64-d, one 256-unit ReLU layer, dropout 0.1, Adam lr 1e-3, batch 2048, early
+    stopping, features z-scored per column and kept fixed: ``features``,
+    ``finetune_features``). ``use_id=False`` gives a pure content model.
     Uses any non-empty subset of text/image/audio/video.
     """
 
@@ -288,7 +289,8 @@ class LateFusion(_FusionScoring, ContentRecommender):
     the per-scorer rankings (top ``fusion_depth`` each, training items left out) with
     ranx (Bassani & Romelli, CIKM 2022); RRF is Cormack, Clarke & Büttcher (SIGIR 2009).
     Taxonomy: Atrey et al. (2010), Baltrušaitis et al. (TPAMI 2019). Defaults are the
-    benchmark's (64-d per scorer, Adam lr 1e-3, batch 2048, early stopping).
+    benchmark's (64-d per scorer, Adam lr 1e-3, batch 2048, early stopping, features
+    z-scored per column and kept fixed).
     Uses any non-empty subset of text/image/audio/video.
     """
 
@@ -304,7 +306,8 @@ class HybridFusion(_FusionScoring, ContentRecommender):
     ``early-fusion`` without the ID input) plus the late per-modality scorers and an ID
     scorer, summed with learned weights (``fusion_weights()``), trained jointly with BPR.
     Atrey et al. (Multimedia Systems 2010) call this hybrid fusion. Defaults are the
-    benchmark's (64-d per scorer, 256 hidden units, dropout 0.1, Adam lr 1e-3, batch 2048).
+    benchmark's (64-d per scorer, 256 hidden units, dropout 0.1, Adam lr 1e-3, batch 2048,
+    features z-scored per column and kept fixed).
     ``rank_fusion`` works as in ``late-fusion``. Uses any non-empty subset of
     text/image/audio/video.
     """

@@ -54,16 +54,18 @@ class TensorFusion(ContentRecommender):
 
     As in the paper: the constant 1 per modality and its post-fusion (sentiment inference)
     network, two layers of 128 ReLU units (``hidden_layers``, ``hidden_dim``) before the
-    output layer, with dropout on the fused tensor as in the released code
-    (A2Zadeh/TensorFusionNetwork, ``tf_mosi.py``, whose defaults are 160 units and rate
-    0.2; 0.15 here). Deviations: the modality sub-networks are affine projections of
+    output layer, with dropout (0.15) on the fused tensor as in the PyTorch implementation
+    the field reuses (Justin1904/TensorFusionNetworks, ``model.py``: ``post_fusion_dropout``
+    then ``post_fusion_layer_1..3``; the authors' Theano code is no longer maintained).
+    Deviations: the modality sub-networks are affine projections of
     pre-extracted features, 8-d by default (three keys give a 729-wide product; the paper's
     wider sub-networks would not scale to more keys, and 16-d was both slower and no better
-    on the synthetic data), and the task is ranking, not sentiment regression. A missing
-    row is zero (``missing="drop"``: its modality drops out of the product, leaving the
-    other terms) or a learned vector (``"embed"``). Uses any non-empty subset of
-    text/image/audio/video; the product width (proj_dim + 1) ** n_keys must stay below
-    131,072.
+    on the synthetic data), the task is ranking, not sentiment regression, and the
+    features are z-scored per column and kept fixed (``features``, ``finetune_features``:
+    the benchmark's choice). A missing row is zero (``missing="drop"``: its modality drops
+    out of the product, leaving the other terms) or a learned vector (``"embed"``). Uses
+    any non-empty subset of text/image/audio/video; the product width (proj_dim + 1) **
+    n_keys must stay below 131,072.
     """
 
     paper = "Zadeh et al., EMNLP 2017"

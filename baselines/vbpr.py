@@ -119,7 +119,8 @@ class VBPRMMRec(VBPR, embedding_dim=64, content_dim=64, epochs=1000, patience=20
     xavier-normal projection with zero bias; Adam lr 1e-3, batch 2048, at most 1000 epochs,
     stopping after 20 evaluations without a better validation value; ``reg`` is searched
     there over {1e-5, ..., 1, 2} (its space here, the middle value 1e-2 the default). MMRec
-    selects on validation Recall@20 (``mmbench run --main-metric recall@20``). Deviations: a
+    selects on validation Recall@20 and masks only the training items at test (its
+    ``quick_start.py``): ``mmbench run --main-metric recall@20 --no-mask-valid-at-test``. Deviations: a
     missing feature row is a learned per-key vector (MMRec has no missing rows), and the BPR
     loss is -log sigmoid, not -log(1e-10 + sigmoid).
     """

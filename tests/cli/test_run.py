@@ -8,7 +8,7 @@ from ..conftest import run_cli
 
 def _pop_hit_at(ds, k: int, mask_valid: bool) -> float:
     """Pop's hit@k on test by hand: train counts, ties by item index, train (and valid) items never ranked."""
-    tu, ti, _ = ds.pairs("train")
+    _, ti, _ = ds.pairs("train")
     counts = np.bincount(ti, minlength=ds.n_items)
     order = np.lexsort((np.arange(ds.n_items), -counts))
     seen = {}
