@@ -76,6 +76,47 @@ def _train_table(sec: dict) -> list[str]:
     return lines + [""]
 
 
+def _num(x, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def _zoo_full(r: dict, side: str) -> str:
+    """Epochs run (best), whether early stopping fired, seconds to the best epoch, best valid value."""
+    f = r.get("full", {}).get(side)
+    if f is None:
+        return r.get("full_skipped", "-")
+    stopped = "converged" if f["converged"] else "**cap reached**"
+    return f"{f['epochs_run']} ({f['best_epoch']}), {stopped}, {f['s_to_best']:.1f} s, {_num(f['best_valid'], '.4f')}"
+
+
+def _zoo_row(r: dict) -> str:
+    if "error" in r:
+        return f"| {r['model']} | {r['error']} |" + " |" * 5
+    ours, peer = r["probe"]["ours"], r["probe"].get("peer")
+    if not r["default_epochs"]:
+        return f"| {r['model']} | no epochs (fit {ours['fit_s']:.2f} s) | - | - | - | - | - |"
+    cells = [r["model"], _num(ours["s_per_epoch"], ".3f"), _num(r.get("bpr_epochs_per_epoch"), ".2f"),
+             _zoo_full(r, "ours")]
+    if peer:
+        cells += [f"{r['peer']} {peer['s_per_epoch']:.3f}", _num(ours["s_per_epoch"] / peer["s_per_epoch"], ".2f"),
+                  _zoo_full(r, "peer")]
+    else:
+        cells += ["-", "-", "-"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _zoo_table(sec: dict) -> list[str]:
+    lines = [f"### {sec['data']} ({sec['users']:,} users x {sec['items']:,} items, {sec['train']:,} training "
+             f"interactions; features {', '.join(sec['features'] or []) or 'none'})", "",
+             f"Probe: {sec['probe_epochs']} epochs; full run: the model's defaults, epochs capped at "
+             f"{sec['max_epochs']}, when the probe predicts at most {sec['budget_s']:g} s. Load average before: "
+             f"{_load(sec['load_before'])}; after: {_load(sec['load_after'])}.", "",
+             "| model | s/epoch | x BPR epoch | full run: epochs (best), stopped, s to best, valid NDCG@10 | "
+             "peer s/epoch | ours / peer per epoch | peer full run |",
+             "|---|---|---|---|---|---|---|"]
+    return lines + [_zoo_row(r) for r in sec["models"]] + [""]
+
+
 def render(res: dict) -> str:
     m = res["machine"]
     v = m["versions"]
@@ -123,6 +164,19 @@ def render(res: dict) -> str:
         for key in ("train-ml100k", "train-1m"):
             if key in secs and "trainers" in secs[key]:
                 out += _train_table(secs[key])
+            elif key in secs:
+                out += [f"### {key}: failed ({secs[key].get('error')})", ""]
+    if any(k.startswith("zoo") for k in secs):
+        out += ["## Training the zoo", "",
+                "Every built-in ranking model with its declared defaults on the boards' data and features, run as "
+                "`mmbench run` runs it (seed 0); where a packaged peer has the model, the peer's own training code "
+                "runs next to it through `mmbench.parity` (equal hyper-parameters, same split, evaluator and "
+                "early stopping). s/epoch is training only (validation excluded); 's to best' is the fit time up "
+                "to the best validation epoch (fit time x best epoch / epochs run). For models without a peer the "
+                "stated bound is BPR's epoch on the same data ('x BPR epoch').", ""]
+        for key in ("zoo-ml100k", "zoo-lfm2k"):
+            if key in secs and "models" in secs[key]:
+                out += _zoo_table(secs[key])
             elif key in secs:
                 out += [f"### {key}: failed ({secs[key].get('error')})", ""]
     if "cli" in secs and "median_s" in secs["cli"]:

@@ -4,7 +4,7 @@
                                         # (load 5-9); the Elec-scale passes are half of it
     python bench/run.py --quick         # small sizes, 3 repetitions (~10 min there)
     python bench/run.py --elec-reps 1   # one full Elec-scale pass of mmbench and of the bound
-    python bench/run.py --only eval     # eval | train | memory | cli (repeatable)
+    python bench/run.py --only eval     # eval | train | zoo | memory | cli (repeatable)
     python bench/run.py --no-busy       # evaluation timed only as the machine is
 
 Every evaluation round is timed twice: as the machine is ("quiet") and next to one busy
@@ -37,6 +37,7 @@ SECTIONS = {
     "memory": ["eval-elec"],
     "train": ["train-ml100k", "train-1m"],
     "cli": ["cli"],
+    "zoo": ["zoo-ml100k", "zoo-lfm2k"],
 }
 ELEC = (192_403, 63_001, 8.78)  # Amazon Electronics (MMRec's 5-core): users, items, interactions per user
 MID = (50_000, 20_000, 20.0)
@@ -99,6 +100,16 @@ def section_train(name: str, args) -> dict:
     return trainbench.compare(split, cfg, seeds=seeds, quick=args.quick, log=log)
 
 
+def section_zoo(name: str, args) -> dict:
+    import zoobench
+
+    mirror = os.environ.get("MMBENCH_MIRROR") or str(ROOT.parent / "shared" / "data" / "lfm2k")
+    dataset = "ml-100k" if name == "zoo-ml100k" else "lfm2k"
+    return zoobench.zoo(dataset, mirror=None if dataset == "ml-100k" else mirror, models=args.zoo_models,
+                        probe_epochs=2 if args.quick else 3, max_epochs=20 if args.quick else args.zoo_max_epochs,
+                        budget_s=60 if args.quick else args.zoo_budget_s, log=log)
+
+
 def section_cli(args) -> dict:
     exe = Path(sys.executable).with_name("mmbench")
     cmd = [str(exe), "--help"] if exe.exists() else [sys.executable, "-m", "mmbench", "--help"]
@@ -125,6 +136,8 @@ def run_section(name: str, args) -> dict:
         res = section_eval(name, args)
     elif name.startswith("train"):
         res = section_train(name, args)
+    elif name.startswith("zoo"):
+        res = section_zoo(name, args)
     else:
         res = section_cli(args)
     res["section_seconds"] = round(time.perf_counter() - t0, 1)
@@ -170,6 +183,10 @@ def main(argv=None) -> int:
     ap.add_argument("--elec-peer-users", type=int, default=500, help="the same at Elec scale (all peers)")
     ap.add_argument("--train-seeds", type=int, default=None, help="seeds per trainer on ml-100k (default 5; quick 2)")
     ap.add_argument("--train-seeds-1m", type=int, default=None, help="the same on 1M interactions (default 3; quick 2)")
+    ap.add_argument("--zoo-models", nargs="+", help="Training the zoo: only these models (default: every ranking model)")
+    ap.add_argument("--zoo-max-epochs", type=int, default=200, help="Training the zoo: epoch cap of the full runs")
+    ap.add_argument("--zoo-budget-s", type=float, default=300.0,
+                    help="Training the zoo: a model whose probe predicts more than this for the capped run is probed only")
     ap.add_argument("--no-busy", dest="busy", action="store_false",
                     help="time the evaluators only as the machine is (default: also next to one busy process)")
     ap.add_argument("--keep-freed-memory", action="store_true",
@@ -189,7 +206,7 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(res, indent=1))
         return 0
     names = []
-    for part in args.only or ["eval", "train", "cli"]:
+    for part in args.only or ["eval", "train", "zoo", "cli"]:
         names += [n for n in SECTIONS.get(part, [part]) if n not in names]
     env = dict(os.environ)
     if not args.omp_active:
