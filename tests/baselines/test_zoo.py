@@ -38,7 +38,9 @@ def test_bpr_is_near_random_on_cold_items(cold_setup):
 @pytest.mark.parametrize("name", CONTENT_MODELS)
 def test_content_models_beat_bpr_on_cold_items(name, cold_setup):
     ds, bpr_cold = cold_setup
-    model = _train(name, ds)
+    # the paper's two-layer post-fusion network of tensor fusion is unsteady at the shared lr 1e-2
+    # (cold recall@20 0.35 there, 0.46 at 3e-3; its default is 1e-3)
+    model = _train(name, ds, **({"lr": 3e-3} if name == "tensor-fusion" else {}))
     cold = evaluate_cold(model.score, ds)
     assert cold["recall@20"] > bpr_cold["recall@20"] + 0.15, (cold, bpr_cold)
     assert cold["ndcg@20"] > 1.5 * bpr_cold["ndcg@20"], (cold, bpr_cold)
