@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mmbench.models import (CONTENT_MODALITIES, CachedEmbeddings, ModalityProjector, Param, TorchRecommender,
-                            bpr_loss, l2, select_features)
+from mmbench.models import (CONTENT_MODALITIES, CachedEmbeddings, ContentFeatures, ModalityProjector, Param,
+                            TorchRecommender, bpr_loss, l2)
 
 
 class GradReverse(torch.autograd.Function):
@@ -59,7 +59,7 @@ class _Aligned(nn.Module):
         return torch.where(count > 0, mean_present, fallback), z, present
 
 
-class AdversarialAlignment(CachedEmbeddings, TorchRecommender):
+class AdversarialAlignment(ContentFeatures, CachedEmbeddings, TorchRecommender):
     """Modality-invariant item content through adversarial alignment.
 
     Each feature key is projected into one shared ``embedding_dim`` space; an item's content
@@ -72,7 +72,8 @@ class AdversarialAlignment(CachedEmbeddings, TorchRecommender):
     Retrieval", ACM MM 2017). Loss: BPR + reg x L2(batch) + adv_weight x cross-entropy of the
     discriminator on the batch items' present modality embeddings.
 
-    Defaults: 64-d, Adam lr 1e-3, batch 2048 (as our BPR); adv_weight 1 and DANN's reversal
+    Defaults: 64-d, Adam lr 1e-3, batch 2048 (as our BPR), features z-scored per column and
+    kept fixed (``features``, ``finetune_features``); adv_weight 1 and DANN's reversal
     schedule 2/(1 + exp(-10 p)) - 1 with p the fraction of ``epochs`` done (Ganin & Lempitsky);
     discriminator with one hidden layer of ``disc_hidden`` units (0: linear). ``disc_reg``
     (L2 on the discriminator's weights) damps the min-max game: without it, descent-ascent
@@ -100,7 +101,7 @@ class AdversarialAlignment(CachedEmbeddings, TorchRecommender):
     reg = Param(0.0, ge=0.0, help="L2 weight on the batch's user and item representations")
 
     def build(self, data, features):
-        features = select_features(type(self), features, n_items=data.n_items)
+        features = self.content_features(data, features)
         self.epoch_ = 1
         return _Aligned(data.n_users, data.n_items, self.embedding_dim, features, self.disc_hidden)
 

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mmbench.models import (CONTENT_MODALITIES, CachedEmbeddings, ModalityProjector, Param, TorchRecommender,
-                            bpr_loss, select_features)
+from mmbench.models import (CONTENT_MODALITIES, CachedEmbeddings, ContentFeatures, ModalityProjector, Param,
+                            TorchRecommender, bpr_loss)
 
 
 class _VisualMF(nn.Module):
@@ -21,7 +21,7 @@ class _VisualMF(nn.Module):
 
     def item_repr(self, items: torch.Tensor, delta: torch.Tensor | None = None) -> torch.Tensor:
         """q_i + E c_i with c_i the item's content (all feature keys side by side), plus an
-        optional perturbation ``delta`` (b, sum of widths) added to the standardised features.
+        optional perturbation ``delta`` (b, sum of widths) added to the (preprocessed) features.
         A key missing for an item contributes its learned missing embedding instead."""
         proj = self.content
         out = self.item(items)
@@ -37,7 +37,7 @@ class _VisualMF(nn.Module):
         return out
 
 
-class AMR(CachedEmbeddings, TorchRecommender, epochs=500, patience=20):
+class AMR(ContentFeatures, CachedEmbeddings, TorchRecommender, epochs=500, patience=20, features="maxabs"):
     """AMR (Tang, Du, He, Yuan, Tian & Chua, "Adversarial Training Towards Robust Multimedia
     Recommender System", IEEE TKDE 2019).
 
@@ -47,11 +47,17 @@ class AMR(CachedEmbeddings, TorchRecommender, epochs=500, patience=20):
     item, G the gradient of the BPR loss with respect to the features (fast gradient method,
     treated as a constant), and minimises L_BPR(clean) + adv_weight * L_BPR(c + Delta).
 
-    Defaults from the paper's released code: 64-d, eps 0.1, adv_weight (lambda) 1, L2 0.1 on
-    the batch's user embeddings and 1e-3 on its item representations, N(0, 0.01) init.
-    Deviations: Adam lr 1e-3 and batch 2048 instead of per-block Adagrad and 512;
-    adversarial training from the first epoch instead of from a converged VBPR; features
-    are standardised per column before use, so eps is in units of feature standard deviations.
+    Defaults checked against the authors' released code (github.com/duxy-me/AMR: ``run.sh``,
+    ``src/model/VBPR.py``, ``src/dataset/Dataset.py``): 64-d, eps 0.1, adv_weight (lambda) 1,
+    L2 0.1 on the batch's user embeddings and 1e-3 on its item representations q_i + E c_i
+    (clean), none on E (``regs=[1e-1,1e-3,0]``; there the BPR and L2 terms are both sums over
+    the batch, here both means: the same ratio), N(0, 0.01) init (truncated there), and the
+    features divided by their largest absolute value (``features="maxabs"``), so eps is in
+    those units. Deviations: Adam lr 1e-3 and batch 2048 instead of per-block Adagrad (lr
+    0.01, 1e-4, 1e-3 for users, items and E) and 512; adversarial training from the first
+    epoch instead of from a pretrained VBPR; E has a bias and PyTorch's default
+    initialisation; Delta is a constant as the paper says (the released code calls
+    ``tf.stop_gradient`` without using its result, so its gradients also flow through Delta).
 
     Modalities: at least one content feature of any modality (``requires_any``). A missing row (mask
     False) contributes a learned missing embedding and is never perturbed.
@@ -63,15 +69,14 @@ class AMR(CachedEmbeddings, TorchRecommender, epochs=500, patience=20):
     paper = "Tang et al., IEEE TKDE 2019"
     requires_any = CONTENT_MODALITIES
     embedding_dim = Param(64, ge=1, help="size of the user and item representations")
-    eps = Param(0.1, ge=0.0, help="norm of the adversarial perturbation (in feature standard deviations)")
+    eps = Param(0.1, ge=0.0, help="norm of the adversarial perturbation (in units of the preprocessed features)")
     adv_weight = Param(1.0, ge=0.0, space=(0.3, 1.0, 3.0),
                        help="lambda: weight of the BPR loss on perturbed content (0: VBPR-like)")
     reg_user = Param(0.1, ge=0.0, space=(0.01, 0.1, 1.0), help="L2 on the batch's user embeddings")
     reg_item = Param(1e-3, ge=0.0, space=(1e-4, 1e-3, 1e-2), help="L2 on the batch's item representations")
 
     def build(self, data, features):
-        features = select_features(type(self), features, n_items=data.n_items)
-        return _VisualMF(data.n_users, data.n_items, self.embedding_dim, features)
+        return _VisualMF(data.n_users, data.n_items, self.embedding_dim, self.content_features(data, features))
 
     def _bpr(self, u, i, j, delta=None):
         """BPR loss of a batch; items are looked up once (unique) so a perturbation is per item."""

@@ -65,7 +65,8 @@ class AttentionFusion(ContentRecommender):
 
     ``attention_weights()`` returns the (n_items, n_keys) weights (rows sum to 1, columns in
     ``feature_keys_`` order). With ``missing="drop"`` (default) a missing row gets weight 0.
-    Defaults are the benchmark's (64-d, 32-d attention, 2 heads, Adam lr 1e-3, batch 2048).
+    Defaults are the benchmark's (64-d, 32-d attention, 2 heads, Adam lr 1e-3, batch 2048,
+    features z-scored per column and kept fixed: ``features``, ``finetune_features``).
     Uses any non-empty subset of text/image/audio/video.
     """
 

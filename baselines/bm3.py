@@ -5,8 +5,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mmbench.models import (CONTENT_MODALITIES, CachedEmbeddings, ModalityProjector, Param, TorchRecommender,
-                            select_features)
+from mmbench.models import (CONTENT_MODALITIES, CachedEmbeddings, ContentFeatures, ModalityProjector, Param,
+                            TorchRecommender)
 from mmbench.models.graph import bipartite_adjacency, layer_mean, unique_edges
 
 
@@ -28,7 +28,8 @@ def _cos_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 1.0 - F.cosine_similarity(a, b, dim=-1).mean()
 
 
-class BM3(CachedEmbeddings, TorchRecommender, epochs=1000, patience=20):
+class BM3(ContentFeatures, CachedEmbeddings, TorchRecommender, epochs=1000, patience=20, features="raw",
+          finetune_features=True):
     """BM3 (Zhou, Zhou, Liu, Zhang, Li, Feng, Shen & Miao, "Bootstrap Latent Representations for
     Multi-modal Recommendation", WWW 2023).
 
@@ -43,7 +44,10 @@ class BM3(CachedEmbeddings, TorchRecommender, epochs=1000, patience=20):
 
     Defaults from the paper and its released configuration: 64-d, Adam lr 1e-3, batch 2048,
     ``cl_weight`` 2.0; ``n_layers`` {1, 2}, ``dropout`` {0.3, 0.5} and ``reg_weight``
-    {0.1, 0.01} are grid-searched there: 1, 0.5 and 0.1 here, tune them per dataset.
+    {0.1, 0.01} are grid-searched there: 1, 0.5 and 0.1 here, tune them per dataset. As in
+    the released code, the projections read the raw features and fine-tune them
+    (``features="raw"``, ``finetune_features=True``: the feature rows are parameters
+    initialised from the stored features).
 
     Modalities: at least one content feature of any modality (``requires_any``). Missing rows (mask
     False) are left out of the alignment terms; they never act as content.
@@ -61,7 +65,7 @@ class BM3(CachedEmbeddings, TorchRecommender, epochs=1000, patience=20):
     cl_weight = Param(2.0, ge=0.0, help="weight of the per-modality alignment terms")
 
     def build(self, data, features):
-        features = select_features(type(self), features, n_items=data.n_items)
+        features = self.content_features(data, features)
         u, i = unique_edges(data.user, data.item, data.n_items, device=self.device_)
         self.adj_ = bipartite_adjacency(u, i, data.n_users, data.n_items)
         return _BM3(data.n_users, data.n_items, self.embedding_dim, features)

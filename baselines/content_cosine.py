@@ -7,7 +7,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mmbench.models import ContentRecommender, ModalityProjector, Param, bpr_loss, init_embedding, l2, standardize
+from mmbench.errors import ConfigError
+from mmbench.models import ContentRecommender, ModalityProjector, Param, bpr_loss, init_embedding, l2
 
 
 class _ContentCosine(nn.Module):
@@ -19,8 +20,8 @@ class _ContentCosine(nn.Module):
         if profile == "learned":
             self.user = init_embedding(n_users, dim)
         else:
-            # per user and key: sum of the standardised content of the training items and the
-            # number of those items that have the key (missing rows are zero in x)
+            # per user and key: sum of the (preprocessed) content of the training items and
+            # the number of those items that have the key (missing rows are zero in x)
             for j, (s, c) in enumerate(zip(user_sums, user_counts)):
                 self.register_buffer(f"usum{j}", s)
                 self.register_buffer(f"ucnt{j}", c)
@@ -66,14 +67,15 @@ class ContentCosine(ContentRecommender):
     """Content-based filtering with a learned content projection (Pazzani & Billsus,
     "Content-Based Recommendation Systems", The Adaptive Web, 2007; Lops, de Gemmis &
     Semeraro, "Content-based Recommender Systems: State of the Art and Trends", RS Handbook
-    2011): item = linear projection of the concatenated, standardised modality features
-    (a missing row contributes a learned per-key "missing" vector instead of zeros);
+    2011): item = linear projection of the concatenated modality features (z-scored by
+    default: ``features``; a missing row contributes a learned per-key "missing" vector);
     user = the mean of the content vectors of their training items (``profile="mean"``,
     the classic profile) or a free embedding (``profile="learned"``); score = cosine of the
     two, divided by ``temperature`` when training with BPR.
 
     With the mean profile a user is a function of their items only, so there are no user
-    parameters and each training positive is left out of its own user's profile.
+    parameters and each training positive is left out of its own user's profile; it sums
+    the items' fixed content once, so fine-tuning the features needs ``profile="learned"``.
     The classic papers use fixed TF-IDF vectors; learning the projection (64-d, BPR, Adam
     lr 1e-3) is this benchmark's choice, so that the same model works on any encoder.
     Uses any non-empty subset of text/image/audio/video.
@@ -88,6 +90,9 @@ class ContentCosine(ContentRecommender):
     temperature = Param(0.1, gt=0.0, help="cosine scores are divided by it in the BPR loss")
 
     def build_module(self, data, features):
+        if self.profile == "mean" and self.finetune_features:
+            raise ConfigError("finetune_features=True needs profile='learned': the mean profile sums the fixed "
+                              "content of each user's items once", where="model content-cosine")
         sums, counts = [], []
         if self.profile == "mean":
             deg = np.bincount(data.user, minlength=data.n_users).astype(np.float32)
@@ -95,7 +100,7 @@ class ContentCosine(ContentRecommender):
             item = torch.as_tensor(data.item, dtype=torch.long)
             for k in sorted(features):
                 f = features[k]
-                x = torch.as_tensor(standardize(f.values, f.mask, "standard"))
+                x = torch.as_tensor(f.values)
                 s = torch.zeros(data.n_users, x.shape[1])
                 for c0 in range(0, len(user), 1 << 16):  # bounded temporary memory
                     s.index_add_(0, user[c0:c0 + (1 << 16)], x[item[c0:c0 + (1 << 16)]])

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mmbench.errors import DataError
-from mmbench.models import ContentRecommender, Param, UserDotItem, init_embedding
+from mmbench.models import ContentRecommender, Param, UserDotItem, init_embedding, select_features
 
 from .fusion import mlp
 
@@ -142,7 +142,9 @@ class E2EEarlyFusion(ContentRecommender):
 
     Inputs: the encoders ``image_raw/pixels-32`` (the card's ``[media]`` images) and
     ``text_tokens/minilm-32`` (its ``[text]``) of ``mmbench.features.encoders.raw``; either
-    alone is enough (text only on ml-100k, which has no images).
+    alone is enough (text only on ml-100k, which has no images). Its encoders read the raw
+    inputs as stored and learn from them: there is no feature preprocessing or fine-tuning
+    to choose (no ``features``, ``pca_dim`` or ``finetune_features``).
     """
 
     # how a missing feature row is treated (mmbench.robustness)
@@ -159,6 +161,13 @@ class E2EEarlyFusion(ContentRecommender):
     hidden_dim = Param(128, ge=1, help="units of the fusion head's hidden layer")
     dropout = Param(0.1, ge=0.0, lt=1.0, space=(0.0, 0.1, 0.2), help="dropout in the fusion head")
     use_id = Param(True, help="add the item's ID embedding to its fused content")
+    features = pca_dim = finetune_features = None  # raw inputs: not parameters of this model
+
+    def content_features(self, data, features):
+        """The raw inputs as stored (pixels, token ids): the encoders read them unchanged."""
+        chosen = select_features(type(self), features, n_items=data.n_items)
+        self.feature_keys_ = sorted(chosen)
+        return chosen
 
     def build_module(self, data, features):
         return _EndToEnd(features, data.n_users, data.n_items, self.embedding_dim, self.cnn_channels, self.word_dim,

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from mmbench.errors import ConfigError
-from mmbench.models import (CONTENT_MODALITIES, CachedEmbeddings, ModalityProjector, Param, TorchRecommender,
-                            bpr_loss, select_features)
+from mmbench.models import (CONTENT_MODALITIES, CachedEmbeddings, ContentFeatures, ModalityProjector, Param,
+                            TorchRecommender, bpr_loss)
 from mmbench.models.graph import (bipartite_adjacency, degree_sensitive_sample, knn_indices, layer_mean, mix_graphs,
                                   propagate, sym_normalized, unique_edges)
 
@@ -33,12 +33,13 @@ class _Freedom(nn.Module):
         self.content = ModalityProjector(features, feat_dim)
 
 
-class FREEDOM(CachedEmbeddings, TorchRecommender, epochs=1000, patience=20):
+class FREEDOM(ContentFeatures, CachedEmbeddings, TorchRecommender, epochs=1000, patience=20, features="raw",
+              finetune_features=True):
     """FREEDOM (Zhou & Shen, "A Tale of Two Graphs: Freezing and Denoising Graph Structures for
     Multimodal Recommendation", ACM MM 2023).
 
     - Item-item graph, frozen before training: per modality, each item's ``knn_k`` most
-      cosine-similar items on the raw features (itself included), symmetric-normalised, then
+      cosine-similar items on the features as preprocessed (raw by default; itself included), symmetric-normalised, then
       mixed across modalities (image weight ``image_weight``, text the rest). Built in row
       chunks: no n_items x n_items matrix. Item ID embeddings are propagated ``n_mm_layers``
       times over it and added to the items' graph embeddings.
@@ -57,8 +58,10 @@ class FREEDOM(CachedEmbeddings, TorchRecommender, epochs=1000, patience=20):
     Modalities: at least one content feature of any modality (``requires_any``). Missing rows (mask
     False) get no kNN edges and are no item's neighbour; an item missing one modality takes
     its item-item neighbours from the others (weights renormalised per item); the auxiliary
-    losses use a learned missing embedding. Features stay frozen (the paper fine-tunes them
-    through the auxiliary loss).
+    losses use a learned missing embedding. As in the released code, the features are read
+    raw and the projections fine-tune them through the auxiliary loss (``features="raw"``,
+    ``finetune_features=True``), while the kNN graph, built from them before training,
+    stays frozen.
     """
 
     # how a missing feature row is treated (mmbench.robustness)
@@ -97,7 +100,7 @@ class FREEDOM(CachedEmbeddings, TorchRecommender, epochs=1000, patience=20):
             # the auxiliary loss scores users' ID embeddings against projected features
             raise ConfigError(f"freedom: feat_dim ({feat_dim}) must equal embedding_dim ({self.embedding_dim})",
                               hint="leave feat_dim unset: it follows embedding_dim")
-        features = select_features(type(self), features, n_items=data.n_items)
+        features = self.content_features(data, features)
         self.edges_ = unique_edges(data.user, data.item, data.n_items, device=self.device_)
         self.adj_ = bipartite_adjacency(*self.edges_, data.n_users, data.n_items)
         self.mm_adj_ = self.item_graph(features, data.n_items)

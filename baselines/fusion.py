@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from mmbench.models import (MISSING_MODES, ContentRecommender, ModalityProjector, Param, RatingTask, UserDotItem,
-                            init_embedding, standardize)
+                            init_embedding, register_content)
 
 #: ranx fusion methods that need no training data (the model never sees validation labels)
 RANK_FUSION_METHODS = ("rrf", "isr", "log_isr", "logn_isr", "sum", "max", "min", "med", "anz", "mnz", "gmnz",
@@ -22,7 +22,8 @@ _WEIGHTED = {"wsum", "wmnz", "w_bordafuse", "w_condorcet"}
 
 
 class ContentInput(nn.Module):
-    """Every key's standardised features side by side, plus one presence flag per key.
+    """Every key's features side by side (as the model preprocessed them: its ``features``
+    parameter), plus one presence flag per key.
 
     A missing row is replaced by a learned vector of that key (``missing="embed"``) or left
     at zero (``"drop"``); either way the flags tell the next layer what was absent.
@@ -33,9 +34,7 @@ class ContentInput(nn.Module):
         self.keys = sorted(features)
         self.missing_mode = missing
         for j, k in enumerate(self.keys):
-            f = features[k]
-            self.register_buffer(f"x{j}", torch.as_tensor(standardize(f.values, f.mask, "standard")))
-            self.register_buffer(f"m{j}", torch.as_tensor(f.mask.astype(bool)))
+            register_content(self, j, features[k])
         self.missing = nn.ParameterList(
             [nn.Parameter(torch.zeros(features[k].dim)) for k in self.keys] if missing == "embed" else [])
         self.dim = sum(features[k].dim for k in self.keys) + len(self.keys)
@@ -146,15 +145,16 @@ class _Scorers(nn.Module):
 
 
 class EarlyFusion(ContentRecommender):
-    """Early fusion: the standardised modality features are concatenated (a missing row is a
-    learned per-key vector, plus a presence flag per key), optionally with the item's ID
-    embedding, and an MLP item tower maps them to the item vector; the score is its dot
-    product with a user embedding, trained with BPR. The fusion taxonomy is from Atrey et
-    al. (Multimedia Systems 2010) and Baltrušaitis et al. (TPAMI 2019); the two-tower
-    shape follows Covington, Adams & Sargin, "Deep Neural Networks for YouTube
-    Recommendations" (RecSys 2016). These papers fix no hyper-parameters for this setting:
-    defaults are the benchmark's (64-d, one 256-unit ReLU layer, dropout 0.1, Adam lr 1e-3,
-    batch 2048, early stopping). ``use_id=False`` gives a pure content model.
+    """Early fusion: the modality features are concatenated (a missing row is a learned
+    per-key vector, plus a presence flag per key), optionally with the item's ID embedding,
+    and an MLP item tower maps them to the item vector; the score is its dot product with a
+    user embedding, trained with BPR. The fusion taxonomy is from Atrey et al. (Multimedia
+    Systems 2010) and Baltrušaitis et al. (TPAMI 2019); the two-tower shape follows
+    Covington, Adams & Sargin, "Deep Neural Networks for YouTube Recommendations" (RecSys
+    2016). These papers fix no hyper-parameters for this setting: defaults are the
+    benchmark's (64-d, one 256-unit ReLU layer, dropout 0.1, Adam lr 1e-3, batch 2048, early
+    stopping, features z-scored per column and kept fixed: ``features``,
+    ``finetune_features``). ``use_id=False`` gives a pure content model.
     Uses any non-empty subset of text/image/audio/video.
     """
 
@@ -289,7 +289,8 @@ class LateFusion(_FusionScoring, ContentRecommender):
     the per-scorer rankings (top ``fusion_depth`` each, training items left out) with
     ranx (Bassani & Romelli, CIKM 2022); RRF is Cormack, Clarke & Büttcher (SIGIR 2009).
     Taxonomy: Atrey et al. (2010), Baltrušaitis et al. (TPAMI 2019). Defaults are the
-    benchmark's (64-d per scorer, Adam lr 1e-3, batch 2048, early stopping).
+    benchmark's (64-d per scorer, Adam lr 1e-3, batch 2048, early stopping, features
+    z-scored per column and kept fixed).
     Uses any non-empty subset of text/image/audio/video.
     """
 
@@ -305,7 +306,8 @@ class HybridFusion(_FusionScoring, ContentRecommender):
     ``early-fusion`` without the ID input) plus the late per-modality scorers and an ID
     scorer, summed with learned weights (``fusion_weights()``), trained jointly with BPR.
     Atrey et al. (Multimedia Systems 2010) call this hybrid fusion. Defaults are the
-    benchmark's (64-d per scorer, 256 hidden units, dropout 0.1, Adam lr 1e-3, batch 2048).
+    benchmark's (64-d per scorer, 256 hidden units, dropout 0.1, Adam lr 1e-3, batch 2048,
+    features z-scored per column and kept fixed).
     ``rank_fusion`` works as in ``late-fusion``. Uses any non-empty subset of
     text/image/audio/video.
     """

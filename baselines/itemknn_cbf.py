@@ -4,20 +4,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mmbench.models import CONTENT_MODALITIES, Param, Recommender, resolve_device, select_features, standardize
+from mmbench.models import CONTENT_MODALITIES, ContentFeatures, Param, Recommender, resolve_device
 
 
-def content_matrix(features: dict, how: str = "standard") -> np.ndarray:
-    """Unit-norm item rows built from every feature key: each key's rows are scaled
-    (``how``) and L2-normalised, missing rows are zero, and the concatenation is divided by
-    the square root of the number of keys the item has, so the cosine of two items is the
-    mean of their per-key cosines over the keys both have (weighted by presence)."""
+def content_matrix(features: dict) -> np.ndarray:
+    """Unit-norm item rows built from every feature key (as preprocessed: the model's
+    ``features`` parameter): each key's rows are L2-normalised, missing rows are zero, and
+    the concatenation is divided by the square root of the number of keys the item has, so
+    the cosine of two items is the mean of their per-key cosines over the keys both have
+    (weighted by presence)."""
     keys = sorted(features)
     blocks, present = [], np.zeros(features[keys[0]].values.shape[0], dtype=np.float64)
     for k in keys:
         f = features[k]
-        x = standardize(f.values, f.mask, how)
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        x = f.values / np.maximum(np.linalg.norm(f.values, axis=1, keepdims=True), 1e-12)
         x[~f.mask] = 0.0
         blocks.append(x)
         present += f.mask
@@ -25,7 +25,7 @@ def content_matrix(features: dict, how: str = "standard") -> np.ndarray:
     return (mat / np.sqrt(np.maximum(present, 1.0))[:, None]).astype(np.float32)
 
 
-class ItemKNNCBF(Recommender):
+class ItemKNNCBF(ContentFeatures, Recommender):
     """Content-based item kNN, the ItemKNN-CBF baseline of Ferrari Dacrema, Cremonesi &
     Jannach, "Are We Really Making Much Progress? A Worrying Analysis of Recent Neural
     Recommendation Approaches" (RecSys 2019); content-based filtering after Lops, de
@@ -39,8 +39,10 @@ class ItemKNNCBF(Recommender):
     the point of the model.
 
     Defaults: ``k = 50`` (the paper tunes topK in 5..1000 per dataset; there is no single
-    published default). Its ``shrink`` term is left out: rows are unit-normalised here, so
-    a constant shrink would rescale every similarity equally. Uses any non-empty subset of
+    published default); each key's columns z-scored before the cosine (``features``;
+    ``raw`` takes the cosine of the features as stored). Its ``shrink`` term is left out:
+    rows are unit-normalised here, so a constant shrink would rescale every similarity
+    equally. Nothing is trained, so there is no ``finetune_features``. Uses any non-empty subset of
     text/image/audio/video; items with no content at all have no neighbours (score 0).
     """
 
@@ -51,13 +53,11 @@ class ItemKNNCBF(Recommender):
     requires_any = CONTENT_MODALITIES
 
     k = Param(50, ge=1, space=(25, 50, 100), help="neighbours kept per item")
-    normalize = Param("standard", choices=("standard", "l2", "none"), help="scaling of each feature key's columns")
+    finetune_features = False  # nothing is trained: not a parameter of this model
 
     def fit(self, data, features=None, *, seed: int = 0, device: str = "cpu", context=None):
         self.device_ = resolve_device(device)
-        feats = select_features(type(self), features or {}, n_items=data.n_items)
-        self.feature_keys_ = sorted(feats)
-        x = torch.as_tensor(content_matrix(feats, self.normalize), device=self.device_)
+        x = torch.as_tensor(content_matrix(self.content_features(data, features or {})), device=self.device_)
         self.sim_ = self._neighbours(x, min(int(self.k), max(data.n_items - 1, 1)))
         self.n_items_ = data.n_items
         indptr, indices = data.csr

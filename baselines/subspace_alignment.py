@@ -111,8 +111,9 @@ class SubspaceAlignment(ContentRecommender):
     Because aligned views agree, a modality present at training can stand in for one missing
     at test (``drop_modality``): the fused vector of an item that lost a view moves little.
     Defaults are the benchmark's (64-d user/item vectors, 32-d subspace, 128 hidden units,
-    alignment weight 0.1, temperature 0.1, Adam lr 1e-3, batch 2048); the papers fix none
-    for recommendation. Uses any non-empty subset of text/image/audio/video.
+    alignment weight 0.1, temperature 0.1, Adam lr 1e-3, batch 2048, features z-scored per
+    column and kept fixed: ``features``, ``finetune_features``); the papers fix none for
+    recommendation. Uses any non-empty subset of text/image/audio/video.
     """
 
     # how a missing feature row is treated (mmbench.robustness)

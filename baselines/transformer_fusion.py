@@ -99,7 +99,8 @@ class TransformerFusion(ContentRecommender):
 
     Defaults are the benchmark's: 64-d, 2 layers, 2 heads, feed-forward 4 x 64 (Vaswani's
     ratio), dropout 0.1, GELU, id_dropout 0.5, align_weight 0.1, temperature 0.07 (CLIP's initial value),
-    Adam lr 1e-3, batch 2048. Uses any non-empty subset of text/image/audio/video.
+    Adam lr 1e-3, batch 2048, features z-scored per column and kept fixed (``features``,
+    ``finetune_features``). Uses any non-empty subset of text/image/audio/video.
     """
 
     # how a missing feature row is treated (mmbench.robustness)

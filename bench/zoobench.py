@@ -100,8 +100,8 @@ def _both(spec, ds, peer: str | None, params: dict, feature_keys) -> dict:
         resolved = spec.params(params)
         features = dataset_features(spec.cls, ds, feature_keys)
         m = mapping(peer, spec.name, resolved)
-        if features:
-            m.features = "standard"
+        if features:  # preprocessed as our model reads them (its ``features`` parameter)
+            m.features = resolved.get("features", "standard")
         out["theirs"].append(run_peer(peer, m, ds, features, resolved, 0, Protocol()))
     return out
 

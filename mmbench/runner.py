@@ -138,8 +138,14 @@ class _Job:
         return self.robustness if self.selection.get("stage", "final") == "final" else None
 
     def finished(self) -> dict | None:
-        """Its finished record, unless a modality drop is asked that the record lacks."""
+        """The finished record of this job (None: there is none, or it lacks a modality drop
+        this run asks for). The path does not name the protocol: a record made under another
+        one is an error, never taken as this run."""
         rec = finished(self.path)
+        if rec is not None and rec.get("protocol_hash") != self.protocol.hash:
+            raise ConfigError(f"holds a finished run under another protocol ({rec.get('protocol_hash')}; this run's is "
+                              f"{self.protocol.hash})", where=str(self.path),
+                              hint="label this protocol's runs with their own --suite, or --force to replace it")
         if rec is None or self.drops is None or self.drops.matches(rec.get("robustness")):
             return rec
         return None

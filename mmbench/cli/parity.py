@@ -17,8 +17,9 @@ from .app import parse_params
 @click.option("--seed", "seeds", type=int, multiple=True, default=(0, 1, 2), show_default=True, help="Repeatable.")
 @click.option("-p", "--param", "params", multiple=True, help="Our hyper-parameter key=value (mapped to the peer's).")
 @click.option("--feature", "features", multiple=True, help="Feature key to give both (default: the suite's, or all).")
-@click.option("--peer-features", type=click.Choice(["standard", "raw"]), default="standard", show_default=True,
-              help="Content features the peer gets: standardised as our models use them, or the stored values.")
+@click.option("--peer-features", type=click.Choice(["standard", "raw"]), default=None,
+              help="Content features the peer gets: z-scored per column or the stored values (default: preprocessed "
+                   "as our model's `features` parameter says).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] (both sides).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Parity record (default: <suite>/parity/<model>-<peer>.json, else results/parity/<dataset>/).")

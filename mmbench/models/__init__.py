@@ -7,7 +7,8 @@
                             stopping, checkpoint and resume
 ``ContentRecommender``      two-tower multimodal model over projected item content;
 ``ModalityProjector``,      ``select_features`` (one modality check for runner and
-``select_features``, ...    model), missing-row mask handling, ``RatingTask``
+``select_features``, ...    model), missing-row mask handling, ``RatingTask``;
+``ContentFeatures``         the declared feature preprocessing and fine-tuning
 ``graph``                   sparse propagation, kNN item graphs, ``CachedEmbeddings``
 ==========================  ======================================================
 
@@ -28,7 +29,8 @@ _LAZY = {
     "ContentRecommender": "content", "RatingTask": "content", "UserDotItem": "content",
     "ModalityProjector": "content", "select_features": "content", "standardize": "content",
     "init_embedding": "content", "rating_batches": "content", "CONTENT_MODALITIES": "content",
-    "MISSING_MODES": "content",
+    "MISSING_MODES": "content", "ContentFeatures": "content", "ContentFeature": "content",
+    "FEATURE_PREPROCESSING": "content", "register_content": "content",
     "CachedEmbeddings": "graph", "SparseOp": "graph",
 }
 

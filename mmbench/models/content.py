@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
@@ -65,10 +66,18 @@ def select_features(model_cls, available: Mapping, *, n_items: int | None = None
     return chosen
 
 
-def standardize(values: np.ndarray, mask: np.ndarray, how: str = "standard") -> np.ndarray:
-    """Scale one feature matrix using its present rows only; missing rows stay zero.
+#: how a content model reads its features (its ``features`` parameter; see :func:`standardize`)
+FEATURE_PREPROCESSING = ("raw", "standard", "l2", "maxabs", "pca")
 
-    ``standard``: zero mean / unit variance per column; ``l2``: unit-norm rows; ``none``.
+
+def standardize(values: np.ndarray, mask: np.ndarray, how: str = "standard", *, pca_dim: int = 64) -> np.ndarray:
+    """One feature matrix preprocessed from its present rows only (float32; missing rows zero).
+
+    ``raw``: as stored; ``standard``: zero mean / unit variance per column (a constant column
+    is only centred); ``l2``: unit-norm rows; ``maxabs``: divided by the largest absolute
+    value of the matrix (AMR's released code); ``pca``: centred and projected on the
+    ``pca_dim`` principal axes of the present rows (all of them when there are fewer),
+    each axis signed so that its largest coefficient is positive: deterministic.
     """
     x = values.astype(np.float32, copy=True)
     present = mask.astype(bool)
@@ -81,31 +90,108 @@ def standardize(values: np.ndarray, mask: np.ndarray, how: str = "standard") -> 
     elif how == "l2":
         n = np.linalg.norm(x, axis=1, keepdims=True)
         x = x / np.maximum(n, 1e-12)
-    elif how != "none":
-        raise ValueError(f"unknown normalisation {how!r}")
+    elif how == "maxabs":
+        top = float(np.abs(x[present]).max()) if present.any() else 0.0
+        x = x / top if top > 0 else x
+    elif how == "pca":
+        x = _principal_components(x, present, pca_dim)
+    elif how != "raw":
+        raise ValueError(f"unknown preprocessing {how!r}: one of {FEATURE_PREPROCESSING}")
     x[~present] = 0.0
     return x
 
 
+def _principal_components(x: np.ndarray, present: np.ndarray, k: int) -> np.ndarray:
+    """The present rows of ``x`` centred and projected on their ``k`` leading principal axes
+    (eigenvectors of the scatter matrix, in float64), each axis signed so that its largest
+    coefficient is positive; (n, min(k, d)) float32."""
+    k = min(int(k), x.shape[1])
+    out = np.zeros((x.shape[0], k), np.float32)
+    if present.any():
+        rows = x[present].astype(np.float64)
+        centred = rows - rows.mean(0)
+        _, vectors = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
+        axes = vectors[:, ::-1][:, :k]
+        axes = axes * np.sign(axes[np.abs(axes).argmax(0), np.arange(k)])
+        out[present] = centred @ axes
+    return out
+
+
+@dataclass(frozen=True)
+class ContentFeature:
+    """A feature as a content model reads it: its rows preprocessed (float32, missing rows
+    zero; see :func:`standardize`), the present mask, and whether the model fine-tunes the
+    rows (they become a parameter initialised from these values)."""
+
+    key: str
+    values: np.ndarray
+    mask: np.ndarray
+    finetune: bool = False
+
+    @property
+    def dim(self) -> int:
+        return int(self.values.shape[1])
+
+    @property
+    def modality(self) -> str:
+        return modality_of(self.key)
+
+
+def register_content(module: nn.Module, j: int, feature) -> None:
+    """Makes ``feature`` (a :class:`ContentFeature`, or any feature read as it is) the j-th
+    content input of ``module``: its rows ``x{j}``, a parameter when the feature is
+    fine-tuned and otherwise a buffer left out of the state dict (an input, not learned
+    state: checkpoints and the best-epoch copy stay small), and its present mask ``m{j}``, a
+    bool buffer (what :func:`modality_dropped` switches)."""
+    x = torch.as_tensor(feature.values)
+    if getattr(feature, "finetune", False):
+        module.register_parameter(f"x{j}", nn.Parameter(x.clone()))  # its own copy: updated in place
+    else:
+        module.register_buffer(f"x{j}", x, persistent=False)
+    module.register_buffer(f"m{j}", torch.as_tensor(feature.mask.astype(bool)), persistent=False)
+
+
+class ContentFeatures:
+    """Mixin of a model that reads pre-extracted content features: how they are preprocessed
+    (``features``, ``pca_dim``) and whether they are fine-tuned (``finetune_features``).
+    Declared, so every run record carries the choice and a run can match a reference
+    implementation's (``-p features=raw -p finetune_features=true``). A model that follows
+    a reference gives them the reference's defaults (class keywords); a model with nothing
+    to fine-tune hides ``finetune_features`` (a plain class attribute ``False``)."""
+
+    features = Param("standard", choices=FEATURE_PREPROCESSING,
+                     help="preprocessing of each feature key, from its present rows: raw, z-scored columns "
+                          "(standard), unit-norm rows (l2), scaled by the largest |value| (maxabs), principal "
+                          "components (pca)")
+    pca_dim = Param(64, ge=1, help="features=pca: principal components kept per feature key")
+    finetune_features = Param(False, help="learn the preprocessed feature rows with the model (as BM3's and "
+                                          "FREEDOM's released code do) instead of keeping them fixed")
+
+    def content_features(self, data, features: Mapping) -> dict[str, ContentFeature]:
+        """The features the model reads (chosen and checked by :func:`select_features`),
+        preprocessed as its parameters say; sets ``feature_keys_``."""
+        chosen = select_features(type(self), features, n_items=data.n_items)
+        self.feature_keys_ = sorted(chosen)
+        return {k: ContentFeature(k, standardize(f.values, f.mask, self.features, pca_dim=self.pca_dim),
+                                  f.mask.astype(bool), bool(self.finetune_features)) for k, f in chosen.items()}
+
+
 class ModalityProjector(nn.Module):
-    """One linear (or 2-layer) projection per feature key into a shared ``dim``.
+    """One linear (or 2-layer) projection per feature key into a shared ``dim``, reading the
+    features as given (a content model's :meth:`ContentFeatures.content_features`:
+    preprocessed, fixed or fine-tuned).
 
     ``forward(items)`` returns ``(emb, present)``: emb is (n_keys, b, dim), present is a
     bool (n_keys, b). Missing rows get a learned per-key missing embedding so that the
     model knows the content is absent instead of seeing zeros as content.
     """
 
-    def __init__(self, features: dict, dim: int, *, how: str = "standard", hidden: int | None = None,
-                 dropout: float = 0.0):
+    def __init__(self, features: dict, dim: int, *, hidden: int | None = None, dropout: float = 0.0):
         super().__init__()
         self.keys = sorted(features)
         self.dim = dim
         for j, k in enumerate(self.keys):
-            f = features[k]
-            # not persistent: the features are inputs, not learned state (keeps checkpoints and
-            # the best-epoch copy of the state dict small)
-            self.register_buffer(f"x{j}", torch.as_tensor(standardize(f.values, f.mask, how)), persistent=False)
-            self.register_buffer(f"m{j}", torch.as_tensor(f.mask.astype(bool)), persistent=False)
+            register_content(self, j, features[k])
         layers = []
         for k in self.keys:
             d = features[k].dim
@@ -188,10 +274,11 @@ def modality_dropped(module: nn.Module, key: str, items=None) -> Iterator[None]:
             m.copy_(before)
 
 
-class ContentRecommender(TorchRecommender):
+class ContentRecommender(ContentFeatures, TorchRecommender):
     """Base of the two-tower multimodal models: BPR training over the towers, cached item
     table, single-matmul scoring. Subclasses implement ``build_module(data, features)``
-    (features already chosen and checked by :func:`select_features`)."""
+    (features chosen and checked by :func:`select_features`, then preprocessed as the
+    model's ``features`` / ``finetune_features`` parameters say: :class:`ContentFeature`)."""
 
     requires_any = CONTENT_MODALITIES
     reg = Param(0.0, ge=0.0, help="L2 weight on the batch's user (and ID) embeddings")
@@ -200,8 +287,7 @@ class ContentRecommender(TorchRecommender):
         raise NotImplementedError
 
     def build(self, data, features):
-        feats = select_features(type(self), features, n_items=data.n_items)
-        self.feature_keys_ = sorted(feats)
+        feats = self.content_features(data, features)
         self.table_cache_ = ParameterCache()
         return self.build_module(data, feats)
 
@@ -232,8 +318,14 @@ class ContentRecommender(TorchRecommender):
             pos, neg = pos + bi, neg + bj
         loss = bpr_loss(pos, neg)
         if self.reg:
-            loss = loss + self.reg * l2(*m.penalized(u, i, j))
+            loss = loss + self.reg * self.penalty(u, i, j, (eu, vi, vj))
         return loss
+
+    def penalty(self, u, i, j, vectors: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The regulariser that ``reg`` weighs: :func:`~.torch_base.l2` of the module's
+        ``penalized(u, i, j)`` embeddings. ``vectors`` = (user, positive item, negative
+        item) vectors of the batch as scored, for a model that penalises those instead."""
+        return l2(*self.module_.penalized(u, i, j))
 
     def score_module(self, users):
         eu = self.module_.users(users)

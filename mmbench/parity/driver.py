@@ -107,7 +107,7 @@ def run_ours(spec, dataset, params: dict, seed: int, protocol: Protocol, feature
 
 def run_parity(model: str, dataset, peer: str, *, seeds=(0, 1, 2), params: dict | None = None,
                protocol: Protocol | None = None, feature_keys: list[str] | None = None, device: str = "cpu",
-               peer_features: str = "standard", suite: str | None = None, log=print) -> dict:
+               peer_features: str | None = None, suite: str | None = None, log=print) -> dict:
     """Both implementations on every seed; the parity record (see :mod:`.report`)."""
     from ..env import environment
     from ..runner import ModelSpec, dataset_features
@@ -119,8 +119,8 @@ def run_parity(model: str, dataset, peer: str, *, seeds=(0, 1, 2), params: dict 
     resolved = spec.params(params or {})
     features = dataset_features(spec.cls, dataset, feature_keys)
     m = peer_mapping(peer, spec.name, resolved)
-    if features:
-        m.features = peer_features
+    if features:  # the peer reads them preprocessed as our model does, unless told otherwise
+        m.features = peer_features or resolved.get("features", "standard")
     env = environment(device)  # before anything runs: the tree the numbers come from
     ours, theirs = [], []
     for seed in seeds:

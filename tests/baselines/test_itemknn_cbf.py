@@ -17,12 +17,12 @@ def test_itemknn_cbf_hand_computed():
     data = TrainData(1, 4, np.array([0]), np.array([0]), np.array([1.0], np.float32), np.array([0]))
     from mmbench_baselines.itemknn_cbf import ItemKNNCBF
 
-    m = ItemKNNCBF(k=1, normalize="none").fit(data, feats)
+    m = ItemKNNCBF(k=1, features="raw").fit(data, feats)
     s = m.score(torch.tensor([0]))[0]
     cos_ab = 1 / np.sqrt(1.01)
     # b's nearest neighbour is a (the user's item); a's is b, c's is b, d has no positive one
     assert s.tolist() == pytest.approx([0.0, cos_ab, 0.0, 0.0], abs=1e-6)
-    m2 = ItemKNNCBF(k=3, normalize="none").fit(data, feats)
+    m2 = ItemKNNCBF(k=3, features="raw").fit(data, feats)
     s2 = m2.score(torch.tensor([0]))[0]
     assert s2.tolist() == pytest.approx([0.0, cos_ab, 0.0, 0.0], abs=1e-6)  # negatives and zeros dropped
     with pytest.raises(ConfigError):

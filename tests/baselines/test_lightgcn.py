@@ -34,3 +34,17 @@ def test_lightgcn_propagation_equals_dense_hand_computation():
     assert np.allclose(got[3 + 3], E0[3 + 3] / 4)  # isolated item: only its own layer-0 term
     scores = model.score(torch.tensor([0, 2]))
     assert torch.allclose(scores.double(), torch.as_tensor(want[[0, 2]] @ want[3:].T), atol=1e-6)
+
+
+def test_user_and_item_tables_each_get_their_own_xavier_bound():
+    # the authors' code and RecBole draw the two tables separately (docs/parity.md): U(-a, a), a = sqrt(6 / (n + d))
+    from mmbench_baselines.lightgcn import _Ego
+
+    n_users, n_items, dim = 2000, 12, 16
+    torch.manual_seed(0)
+    w = _Ego(n_users, n_items, dim).ego.weight.detach()
+    users, items = w[:n_users], w[n_users:]
+    a_user, a_item, a_joint = (np.sqrt(6 / (n + dim)) for n in (n_users, n_items, n_users + n_items))
+    assert users.abs().max() <= a_user and items.abs().max() <= a_item
+    assert items.abs().max() > 0.9 * a_item > 5 * a_joint  # the item part spans its own, much wider bound
+    assert users.abs().max() > 0.99 * a_user

@@ -38,7 +38,9 @@ def test_bpr_is_near_random_on_cold_items(cold_setup):
 @pytest.mark.parametrize("name", CONTENT_MODELS)
 def test_content_models_beat_bpr_on_cold_items(name, cold_setup):
     ds, bpr_cold = cold_setup
-    model = _train(name, ds)
+    # the paper's two-layer post-fusion network of tensor fusion is unsteady at the shared lr 1e-2
+    # (cold recall@20 0.35 there, 0.46 at 3e-3; its default is 1e-3)
+    model = _train(name, ds, **({"lr": 3e-3} if name == "tensor-fusion" else {}))
     cold = evaluate_cold(model.score, ds)
     assert cold["recall@20"] > bpr_cold["recall@20"] + 0.15, (cold, bpr_cold)
     assert cold["ndcg@20"] > 1.5 * bpr_cold["ndcg@20"], (cold, bpr_cold)
@@ -214,9 +216,11 @@ def test_contract_seed_fresh_scores_no_mutation_clone(planted, name):
     for k, (v, m) in before.items():
         assert np.array_equal(feats[k].values, v) and np.array_equal(feats[k].mask, m)
     assert np.array_equal(data.user, user_before)
-    # features are inputs, not state: checkpoints and best-epoch copies stay small
+    # features are inputs, not state (checkpoints and best-epoch copies stay small), unless fine-tuned
     state = list(a.module_.state_dict())
-    assert not [k for k in state if re.fullmatch(r"content\.[xm]\d+", k)], state
+    assert not [k for k in state if re.fullmatch(r"content\.m\d+", k)], state
+    rows = [k for k in state if re.fullmatch(r"content\.x\d+", k)]
+    assert bool(rows) == bool(getattr(a, "finetune_features", False)), state
     assert name == "lightgcn" or "content.missing" in state
 
 
@@ -228,3 +232,52 @@ def test_runner_gives_multimodal_models_the_features(planted, tmp_path):
     assert set(rec["features"]) == {"text/planted", "image/planted"}
     assert rec["features"]["text/planted"] == feats["text/planted"].fingerprint
     assert 0 <= rec["metrics"]["test"]["ndcg@10"] <= 1
+
+
+# -- declared feature preprocessing and fine-tuning -------------------------------------------------
+def _finetunable():
+    from mmbench import registry
+
+    return sorted(n for n in registry.entries("models")
+                  if "finetune_features" in registry.load_model_class(n).param_names())
+
+
+def _feature_rows(model) -> dict[str, tuple[str, torch.Tensor, bool]]:
+    """Module path of each feature-row tensor ``x{j}`` -> (its feature key, the tensor, whether a parameter)."""
+    params = dict(model.module_.named_parameters())
+    out = {}
+    for name, t in list(params.items()) + list(model.module_.named_buffers()):
+        if (hit := re.fullmatch(r"(?:(.*)\.)?x(\d+)", name)) is not None:
+            owner = model.module_.get_submodule(hit[1] or "")
+            out[name] = (owner.keys[int(hit[2])], t.detach().clone(), name in params)
+    return out
+
+
+def test_every_multimodal_model_declares_its_feature_preprocessing():
+    from mmbench import registry
+
+    for name in registry.entries("models"):
+        cls = registry.load_model_class(name)
+        if not (cls.requires_any or cls.requires) or name == "e2e-early-fusion":  # e2e reads raw inputs
+            continue
+        p = cls.params_
+        assert set(p["features"].choices) == {"raw", "standard", "l2", "maxabs", "pca"} and p["features"].help, name
+        assert name == "itemknn-cbf" or (p["finetune_features"].default in (True, False) and
+                                         p["finetune_features"].help), name
+
+
+@pytest.mark.parametrize("name", _finetunable())
+def test_finetuning_learns_the_feature_rows_and_frozen_keeps_them(name, tiny):
+    from mmbench.models import standardize
+
+    spec = ModelSpec.resolve(name)
+    feats = dataset_features(spec.cls, tiny, None)
+    given = {"epochs": 2, "batch_size": 64, "features": "maxabs"} | ({"profile": "learned"} if name == "content-cosine"
+                                                                     else {})
+    for learned in (False, True):
+        model = spec.cls(**spec.params(given | {"finetune_features": learned})).fit(tiny.train_data(), feats, seed=0)
+        rows = _feature_rows(model)
+        assert rows and all(is_param == learned for _, _, is_param in rows.values()), (name, learned)
+        for path, (key, t, _) in rows.items():
+            start = torch.as_tensor(standardize(feats[key].values, feats[key].mask, "maxabs"))
+            assert torch.equal(t, start) != learned, (name, path)

@@ -4,7 +4,7 @@ import pytest
 
 from mmbench.errors import ConfigError, DataError
 from mmbench.features.store import Feature
-from mmbench.models import Recommender, select_features
+from mmbench.models import Recommender, select_features, standardize
 
 
 def _f(key, n=4, d=2):
@@ -63,3 +63,62 @@ def test_store_view_refuses_unknown_keys_and_loads_lazily(tmp_path):
         view["audio/y"]
     with pytest.raises(ConfigError, match=r"feature 'image/z' is not in this dataset"):
         fresh.view(["image/z"])
+
+
+# -- feature preprocessing: each mode against a NumPy computation over the present rows ----------------
+def _matrix():
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, (9, 5)).astype(np.float32)
+    x[:, 2] = 7.0  # a constant column
+    mask = np.ones(9, bool)
+    mask[[1, 6]] = False
+    x[~mask] = 100.0  # missing rows hold junk: it must not leak into any statistic
+    return x, mask
+
+
+def test_raw_keeps_the_stored_values_and_zeroes_missing_rows():
+    x, mask = _matrix()
+    got = standardize(x, mask, "raw")
+    assert np.array_equal(got[mask], x[mask]) and not got[~mask].any()
+
+
+def test_standard_z_scores_each_column_of_the_present_rows():
+    x, mask = _matrix()
+    got = standardize(x, mask, "standard")
+    p = x[mask].astype(np.float64)
+    expected = (p - p.mean(0)) / np.where(p.std(0) > 0, p.std(0), 1.0)
+    assert np.allclose(got[mask], expected, atol=1e-5) and not got[~mask].any()
+    assert np.allclose(got[mask][:, 2], 0.0)  # constant column: centred, not divided by zero
+
+
+def test_l2_gives_unit_rows():
+    x, mask = _matrix()
+    got = standardize(x, mask, "l2")
+    assert np.allclose(got[mask], x[mask] / np.sqrt((x[mask].astype(np.float64) ** 2).sum(1, keepdims=True)))
+    assert not got[~mask].any()
+
+
+def test_maxabs_divides_by_the_largest_absolute_present_value():
+    x, mask = _matrix()
+    x[0, 0] = -50.0
+    got = standardize(x, mask, "maxabs")
+    assert np.allclose(got[mask], x[mask] / 50.0) and not got[~mask].any()  # the missing rows' 100 ignored
+
+
+def test_pca_projects_on_the_leading_principal_axes_of_the_present_rows():
+    x, mask = _matrix()
+    got = standardize(x, mask, "pca", pca_dim=3)
+    assert got.shape == (9, 3) and not got[~mask].any()
+    centred = x[mask].astype(np.float64) - x[mask].mean(0)
+    _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+    axes = vt[:3].T
+    axes = axes * np.sign(axes[np.abs(axes).argmax(0), np.arange(3)])  # the documented sign rule
+    assert np.allclose(got[mask], centred @ axes, atol=1e-4)
+    assert np.allclose((got[mask].astype(np.float64) ** 2).sum(0), sv[:3] ** 2, rtol=1e-4)  # variances, descending
+    assert standardize(x, mask, "pca", pca_dim=64).shape == (9, 5)  # never more components than columns
+
+
+def test_unknown_preprocessing_is_refused():
+    x, mask = _matrix()
+    with pytest.raises(ValueError, match="unknown preprocessing"):
+        standardize(x, mask, "zca")

@@ -30,7 +30,7 @@ class Mapping:
     peer_model: str
     settings: dict
     notes: list[str] = field(default_factory=list)  # conventions: what differs and how it was matched
-    features: str | None = None  # content models: the peer gets our features "standard"ised (as ours) or "raw"
+    features: str | None = None  # content models: how the peer's features are preprocessed (as ours by default)
 
     def as_dict(self) -> dict:
         return {"peer_model": self.peer_model, "settings": self.settings, "features": self.features,

@@ -92,15 +92,14 @@ def version() -> str:
 
 
 def content_matrix(features: dict, how: str) -> np.ndarray:
-    """Every feature key side by side (sorted keys, as ours): ``standard`` = what our content
-    models train on (z-scored per column over present rows), ``raw`` = the stored values;
+    """Every feature key side by side (sorted keys, as ours), each preprocessed as ``how``
+    says (one of ``FEATURE_PREPROCESSING``, as our content models' ``features`` parameter:
+    ``standard`` z-scored per column over present rows, ``raw`` the stored values, ...);
     missing rows are zero."""
     from ...models.content import standardize
 
-    if how not in ("standard", "raw"):
-        raise ValueError(f"features must be 'standard' or 'raw', not {how!r}")
-    return np.concatenate([standardize(features[k].values, features[k].mask, "standard" if how == "standard"
-                                       else "none") for k in sorted(features)], axis=1)
+    return np.concatenate([standardize(features[k].values, features[k].mask, how)
+                           for k in sorted(features)], axis=1)
 
 
 def _triples(dataset, part: str) -> list[tuple[str, str, float]]:
