@@ -302,6 +302,11 @@ def test_evaluate_ranking_adds_group_metrics_in_the_same_pass(tmp_path, cards_di
 @pytest.mark.slow
 def test_cli_check_and_compare(board, tmp_path):
     env = {"MMBENCH_HOME": str(tmp_path / "home")}
+    # not built yet: the records claim nothing, so check reports it and passes (unless told to require a board)
+    unbuilt = run_cli("leaderboard", "check", board.folder, env=env)
+    assert "v1: not built yet (" in unbuilt.stdout and not (board.folder / "v1").exists()
+    required = run_cli("leaderboard", "check", board.folder, "--require-built", env=env, check=False)
+    assert required.returncode == 1 and "README.md: missing" in required.stderr
     out = run_cli("leaderboard", "build", board.folder, "--quiet", env=env)
     assert "index.html" in out.stdout
     ok = run_cli("leaderboard", "check", board.folder, env=env)

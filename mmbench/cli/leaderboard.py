@@ -56,21 +56,28 @@ def _compute(lb) -> str:
 @leaderboard.command("check")
 @click.argument("suite_path", type=click.Path(path_type=Path))
 @click.option("--results", type=click.Path(path_type=Path), default=None)
-def leaderboard_check(suite_path, results):
+@click.option("--require-built", is_flag=True, help="Fail when the suite's v<N>/ has not been built yet.")
+def leaderboard_check(suite_path, results, require_built):
     """Rebuild SUITE's leaderboard from its records and fail on any byte difference with the
     committed v<N>/ files, on any rejected record and (rules 2) on an unconverged cell of a
     converged track or a changed suite definition (what CI runs). Older versions are
-    reported as superseded and kept as they are."""
+    reported as superseded and kept as they are. A version not built yet (a suite still
+    running, perhaps over several sessions) claims nothing: it is reported, not failed."""
     from .. import leaderboard as lbm
     from ..suite import load_suite
 
     s = load_suite(suite_path)
     lbm.check_rules(s)
+    folder = lbm.version_dir(s)
+    if not (folder / "leaderboard.json").is_file() and not require_built:
+        n = sum(1 for _ in s.results_dir(results).rglob("seed*.json")) if s.results_dir(results).is_dir() else 0
+        click.echo(f"{folder}: not built yet ({n} records so far): nothing committed to check; "
+                   f"`mmbench suite run {suite_path}` then `mmbench leaderboard build {suite_path}`")
+        return
     lb = lbm.build(s, s.results_dir(results))
     if not lb.rows:
         raise MMBenchError(f"no valid records for suite {s.name!r} under {s.results_dir(results)}",
                            hint="commit the suite's records (suite.results) or pass --results")
-    folder = lbm.version_dir(s)
     lbm.check_frozen(s, folder)
     problems = lbm.check(lb, s)
     for old, rules in lb.superseded:
