@@ -9,6 +9,10 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev
 PYTEST_ARGS ?=
+# pytest-xdist workers: two keep both cores busy while subprocess-heavy tests wait on their
+# children; each worker runs one OpenMP thread (tests/conftest.py). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 # `make test` also re-runs a few committed final records of every committed board and fails
 # unless they come out bit-identical: drawn among the cheap ones (recorded fit + evaluation
 # under REPRO_SECONDS), seeded by the commit so that successive commits check others (the
@@ -41,7 +45,7 @@ demo: setup
 	$(BIN)/mmbench leaderboard build leaderboards/ml100k-quick
 
 test: setup
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory reproduce
 
 # Committed boards: a sample of final records run again (a suite without its data is skipped).
@@ -54,7 +58,7 @@ reproduce: setup
 	done
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 # Property-based fuzzing with a large random budget (make test runs the same properties with a
 # small, fixed one); prints how many examples each property ran and what it found.

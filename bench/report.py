@@ -1,6 +1,8 @@
 """bench/results.json -> bench/README.md (figures, ratios, conditions, the exact command)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 EVAL_ORDER = ["mmbench", "bare bound", "vectorised", "mmrec", "recbole-tuned", "recbole-default", "cornac"]
 EVAL_LABEL = {
     "mmbench": "mmbench (`evaluate_ranking`, all 12 metrics + coverage/Gini/novelty)",
@@ -183,6 +185,9 @@ def render(res: dict) -> str:
         c = secs["cli"]
         out += ["## Start-up", "", f"`{c['command']}`: median **{c['median_s']:.3f} s** over 10 runs "
                 f"(for scale: `python -c 'import torch'` takes {c['python_import_torch_median_s']:.2f} s here).", ""]
+    suite_time = Path(__file__).with_name("test-suite.md")  # timed by hand: `make test` is not a benchmark
+    if suite_time.is_file():
+        out += suite_time.read_text(encoding="utf-8").rstrip("\n").split("\n") + [""]
     out += _notes()
     if out[-1] == "":
         out.pop()

@@ -9,6 +9,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # root, so the same tests run on any machine that has it and say what they miss elsewhere
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
+# Idle OpenMP threads wait passively (spinning for a core on a busy machine costs 7-9x, see
+# bench/README.md); torch may be imported before mmbench sets this. Each pytest-xdist worker
+# runs one thread, so that `make test`'s workers do not oversubscribe the cores. Set here,
+# before any test module imports torch; the user's own values win.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 def needs_shared(folder: str, *files: str):
     """Skip marker for a test that reads ``../shared/data/<folder>``: it names the first

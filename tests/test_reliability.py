@@ -85,7 +85,7 @@ def test_sigkill_at_any_point_leaves_nothing_corrupt(tmp_path, toy_env):
     assert all(read_record(p)["status"] == "ok" for p in recs)
 
 
-def test_eight_processes_share_one_results_dir(tmp_path, toy_env):
+def test_four_processes_share_one_results_dir(tmp_path, toy_env):
     suite = tmp_path / "suite"
     suite.mkdir()
     (suite / "suite.toml").write_text('''[suite]
@@ -110,7 +110,7 @@ params = { epochs = 3, embedding_dim = 8, batch_size = 512 }
     res = tmp_path / "res"
     env = dict(toy_env, OMP_NUM_THREADS="1")
     procs = [subprocess.Popen(_cmd("suite", "run", suite, "--results", res), env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
     done = sum(int(o[0].strip().splitlines()[-1].split("done=")[1].split()[0]) for o in outs)

@@ -72,11 +72,12 @@ def test_e2e_token_ids_are_renumbered_over_the_used_vocabulary():
 @pytest.mark.slow
 def test_e2e_beats_bpr_on_cold_items(cold_setup):
     """Cold items have no training interaction: only their pixels and tokens can place them
-    (measured: recall@20 0.58 against BPR's 0.22, NDCG@20 0.32 against 0.09). At the other
-    content models' lr of 1e-2 the CNN does not learn: this trains at its default 1e-3."""
+    (measured after 8 epochs: recall@20 0.55 against BPR's 0.22, NDCG@20 0.32 against 0.09;
+    0.60 and 0.32 after 15). At the other content models' lr of 1e-2 the CNN does not learn:
+    this trains at its default 1e-3."""
     ds, bpr_cold = cold_setup
     raw_features(ds)
-    model = _train("e2e-early-fusion", ds, lr=1e-3, patience=10)
+    model = _train("e2e-early-fusion", ds, lr=1e-3, epochs=8)
     assert set(model.feature_keys_) == {"image_raw/synthetic", "text_tokens/synthetic"}
     cold = evaluate_cold(model.score, ds)
     assert cold["recall@20"] > bpr_cold["recall@20"] + 0.15, (cold, bpr_cold)
