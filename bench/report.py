@@ -119,6 +119,28 @@ def _zoo_table(sec: dict) -> list[str]:
     return lines + [_zoo_row(r) for r in sec["models"]] + [""]
 
 
+def _threads_table(sec: dict) -> list[str]:
+    rows = {(r["policy"], r["busy"]): r for r in sec["rows"]}
+    policies = list(dict.fromkeys(r["policy"] for r in sec["rows"]))
+    base = rows.get(("mmbench default (passive)", 0), {}).get("median_s")
+    lines = ["## Threads on a busy machine", "",
+             f"`{sec['command']}` as a user runs it ({sec['cores']} cores, every thread mmbench picks), wall time of "
+             f"the whole command, median of {sec['reps']} interleaved rounds; 'two busy' = next to two "
+             "`python -c 'while True: pass'` processes. 'OpenMP default' is `OMP_WAIT_POLICY=\"\"` (spin, then "
+             "sleep); mmbench sets passive waiting unless the user chose a policy.", "",
+             "| waiting policy | quiet: s | two busy: s | two busy / quiet | x mmbench default, two busy |",
+             "|---|---|---|---|---|"]
+    busy_base = rows.get(("mmbench default (passive)", 2), {}).get("median_s")
+    for p in policies:
+        q, b = rows[(p, 0)]["median_s"], rows[(p, 2)]["median_s"]
+        lines.append(f"| {p} | {q:.1f} | {b:.1f} | {b / q:.1f} | {b / busy_base:.1f} |" if busy_base else
+                     f"| {p} | {q:.1f} | {b:.1f} | {b / q:.1f} | - |")
+    loads = [x for r in sec["rows"] for run in r["runs"] for x in (run["load_before"][0], run["load_after"][0])]
+    lines += ["", f"Load average (1 min) around the runs: {min(loads):.1f} to {max(loads):.1f}"
+              + (f"; quiet mmbench default: {base:.1f} s." if base else "."), ""]
+    return lines
+
+
 def render(res: dict) -> str:
     m = res["machine"]
     v = m["versions"]
@@ -181,6 +203,8 @@ def render(res: dict) -> str:
                 out += _zoo_table(secs[key])
             elif key in secs:
                 out += [f"### {key}: failed ({secs[key].get('error')})", ""]
+    if "threads" in secs and "rows" in secs["threads"]:
+        out += _threads_table(secs["threads"])
     if "cli" in secs and "median_s" in secs["cli"]:
         c = secs["cli"]
         out += ["## Start-up", "", f"`{c['command']}`: median **{c['median_s']:.3f} s** over 10 runs "

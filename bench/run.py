@@ -4,7 +4,7 @@
                                         # (load 5-9); the Elec-scale passes are half of it
     python bench/run.py --quick         # small sizes, 3 repetitions (~10 min there)
     python bench/run.py --elec-reps 1   # one full Elec-scale pass of mmbench and of the bound
-    python bench/run.py --only eval     # eval | train | zoo | memory | cli (repeatable)
+    python bench/run.py --only eval     # eval | train | zoo | threads | memory | cli (repeatable)
     python bench/run.py --no-busy       # evaluation timed only as the machine is
 
 Every evaluation round is timed twice: as the machine is ("quiet") and next to one busy
@@ -38,6 +38,7 @@ SECTIONS = {
     "train": ["train-ml100k", "train-1m"],
     "cli": ["cli"],
     "zoo": ["zoo-ml100k", "zoo-lfm2k"],
+    "threads": ["threads"],
 }
 ELEC = (192_403, 63_001, 8.78)  # Amazon Electronics (MMRec's 5-core): users, items, interactions per user
 MID = (50_000, 20_000, 20.0)
@@ -138,6 +139,10 @@ def run_section(name: str, args) -> dict:
         res = section_train(name, args)
     elif name.startswith("zoo"):
         res = section_zoo(name, args)
+    elif name == "threads":
+        import threadbench
+
+        res = threadbench.compare(epochs=3 if args.quick else 5, reps=1 if args.quick else 2, log=log)
     else:
         res = section_cli(args)
     res["section_seconds"] = round(time.perf_counter() - t0, 1)
@@ -206,7 +211,7 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(res, indent=1))
         return 0
     names = []
-    for part in args.only or ["eval", "train", "zoo", "cli"]:
+    for part in args.only or ["eval", "train", "zoo", "threads", "cli"]:
         names += [n for n in SECTIONS.get(part, [part]) if n not in names]
     env = dict(os.environ)
     if not args.omp_active:
@@ -233,7 +238,7 @@ def main(argv=None) -> int:
         out = args.out / f".{name}.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--section", name, "--json", str(out)] + \
             [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--omp-active",)]
-        proc = subprocess.run(cmd, env=env, cwd=str(ROOT))
+        proc = subprocess.run(cmd, env=dict(os.environ) if name == "threads" else env, cwd=str(ROOT))
         if proc.returncode != 0 or not out.exists():
             log(f"!! {name} failed (exit {proc.returncode})")
             results["sections"][name] = {"error": f"exit {proc.returncode}"}
