@@ -50,10 +50,10 @@ test: setup
 
 # Committed boards: a sample of final records run again (a suite without its data is skipped).
 reproduce: setup
-	@for s in leaderboards/*/suite.toml; do \
+	@for s in leaderboards/*/suite.toml leaderboards/*/suite.v*.toml; do \
 	  d=$$(dirname $$s); if grep -q '^results *=' $$s; then \
 	    mirror=$${MMBENCH_MIRROR:-}; [ "$$d" = leaderboards/lfm2k ] && [ -n "$(LFM2K_MIRROR)" ] && mirror=$(LFM2K_MIRROR); \
-	    MMBENCH_MIRROR=$$mirror $(BIN)/mmbench leaderboard reproduce $$d --sample $(REPRO_SAMPLE) \
+	    MMBENCH_MIRROR=$$mirror $(BIN)/mmbench leaderboard reproduce $$s --sample $(REPRO_SAMPLE) \
 	      --max-seconds $(REPRO_SECONDS) --seed $(REPRO_SEED) || exit 1; fi; \
 	done
 
@@ -77,11 +77,13 @@ leaderboard: setup
 	  d=$$(dirname $$s); echo "== $$d"; $(BIN)/mmbench leaderboard build $$d --quiet --skip-empty || exit 1; \
 	done
 
-# What CI runs: suites with committed records must rebuild to identical bytes.
+# Suites with committed records must rebuild to identical bytes; an older version is checked
+# through the suite file it was built from (suite.v<N>.toml), a version not built yet is reported.
 leaderboard-check: setup
-	@for s in leaderboards/*/suite.toml; do \
+	@for s in leaderboards/*/suite.toml leaderboards/*/suite.v*.toml; do \
 	  d=$$(dirname $$s); if grep -q '^results *=' $$s; then \
-	    $(BIN)/mmbench leaderboard check $$d || exit 1; fi; \
+	    mirror=$${MMBENCH_MIRROR:-}; [ "$$d" = leaderboards/lfm2k ] && [ -n "$(LFM2K_MIRROR)" ] && mirror=$(LFM2K_MIRROR); \
+	    MMBENCH_MIRROR=$$mirror $(BIN)/mmbench leaderboard check $$s || exit 1; fi; \
 	done
 
 clean:
