@@ -9,7 +9,8 @@ BPR's epoch on the same data (the issue's rule: a multimodal model should cost n
 few BPR epochs per epoch unless its method needs it).
 
 Each model first runs ``probe_epochs`` epochs (its seconds per epoch); when that predicts at
-most ``budget_s`` for ``max_epochs`` epochs it then runs with its declared defaults, epochs
+most ``budget_s`` for ``max_epochs`` epochs (ours and the peer's alike) it then runs with its
+declared defaults, epochs
 capped at ``max_epochs`` and its own patience: epochs run, best epoch, whether early stopping
 fired before the cap (converged), and the seconds to its best epoch (fit time x best epoch /
 epochs run: validation included, spread evenly).
@@ -74,7 +75,7 @@ def one_model(name: str, ds, feature_keys, *, probe_epochs: int, max_epochs: int
             out[stage] = {"ours": _fit_summary(rec["ours"][0], cap)}
             if peer:
                 out[stage]["peer"] = _fit_summary(rec["theirs"][0], cap)
-            per_epoch = out[stage]["ours"]["s_per_epoch"]
+            per_epoch = max(v["s_per_epoch"] or 0.0 for v in out[stage].values())  # ours or the peer's
             if stage == "probe" and epochs:
                 cap = min(int(epochs), max_epochs)
                 if per_epoch * cap <= budget_s:
