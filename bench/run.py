@@ -142,7 +142,7 @@ def run_section(name: str, args) -> dict:
     elif name == "threads":
         import threadbench
 
-        res = threadbench.compare(epochs=3 if args.quick else 5, reps=1 if args.quick else 2, log=log)
+        res = threadbench.compare(epochs=5 if args.quick else 20, reps=1 if args.quick else 2, log=log)
     else:
         res = section_cli(args)
     res["section_seconds"] = round(time.perf_counter() - t0, 1)
