@@ -151,6 +151,10 @@ class _Survey:
                 row.state, job.replace = "stale", True
                 row.reason = (f"recorded as selected by {rec.get('selection', {}).get('method')!r}, this suite "
                               f"selects it by {selection.get('method')!r}; it is run again")
+            elif (row.state == "done" and stage == "final" and self.suite.robustness is not None
+                  and not self.suite.robustness.matches(rec.get("robustness"))):
+                row.state, job.replace = "stale", True
+                row.reason = "it lacks the suite's [robustness] evaluation; it is run again"
             elif row.state == "done" and self.renew_dirty and (why := dirty_reason(rec)):
                 row.state, job.replace = "stale", True
                 row.reason = f"{why}: its committed board would reject it; it is run again from this clean tree"

@@ -153,3 +153,23 @@ def test_robustness_table_is_checked_and_frozen(cold, tmp_path):
         with pytest.raises(ConfigError, match=match) as e:
             load_suite(tmp_path / "suite.toml")
         assert "suite.toml" in str(e.value)
+
+
+def test_a_final_record_without_the_robustness_evaluation_is_stale(cold, tmp_path):
+    import shutil
+
+    from mmbench.records import read_per_user, read_record, write_record
+    from mmbench.suite import status
+
+    _, _, folder = cold
+    copy = tmp_path / "suite"
+    shutil.copytree(folder, copy)
+    path = next(p for p in sorted((copy / "records").rglob("seed1.json")) if "/late-fusion/" in p.as_posix())
+    rec = read_record(path)
+    del rec["robustness"]  # as a record made before the suite asked for it
+    write_record(path, rec, read_per_user(path))
+    rows = [r for r in status(load_suite(copy)) if r["state"] != "history"]
+    stale = [r for r in rows if r["state"] == "stale"]
+    assert [(r["model"], r["seed"], r["stage"]) for r in stale] == [("late-fusion", 1, "final")]
+    assert "lacks the suite's [robustness] evaluation" in stale[0]["reason"]
+    assert all(r["state"] == "done" for r in rows if r not in stale)
