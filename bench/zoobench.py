@@ -26,15 +26,24 @@ PEERS = {"bpr": "recbole", "lightgcn": "recbole", "bpr-sgd": "cornac", "vbpr": "
 SUITES = {"ml-100k": "ml100k", "lfm2k": "lfm2k"}
 
 
+#: the boards' features (lfm2k: the tag text; its artist-name text is the v2 board's second set)
+FEATURES = {"ml-100k": ["text/all-MiniLM-L6-v2", "meta/genre", "kg/entity-svd64", "text_tokens/minilm-32"],
+            "lfm2k": ["text/all-MiniLM-L6-v2", "audio/vggish", "audio/whisper"]}
+
+
 def load(dataset: str, mirror: str | None):
-    """The board's prepared dataset and feature keys (ml-100k's MiniLM text built if missing)."""
+    """The board's prepared dataset and the zoo's feature keys (ml-100k's built if missing)."""
     from mmbench.suite.definition import load_suite
 
     suite = load_suite(ROOT / "leaderboards" / SUITES[dataset] / "suite.toml")
     if dataset == "ml-100k":
-        exe = Path(sys.executable).with_name("mmbench")
-        subprocess.run([str(exe), "features", "build-defaults", "-d", "ml-100k"], check=True, capture_output=True)
-    return suite.prepare(mirror=mirror), suite.dataset.get("features")
+        exe = str(Path(sys.executable).with_name("mmbench"))
+        subprocess.run([exe, "features", "build-defaults", "-d", "ml-100k"], check=True, capture_output=True)
+    ds = suite.prepare(mirror=mirror)
+    if dataset == "ml-100k" and "text_tokens/minilm-32" not in ds.features.keys():
+        subprocess.run([exe, "features", "extract", "-d", "ml-100k", "-m", "text_tokens", "-e", "minilm-32"],
+                       check=True, capture_output=True)
+    return ds, FEATURES[dataset]
 
 
 def ranking_models() -> list[str]:
