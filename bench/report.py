@@ -97,11 +97,11 @@ def _zoo_row(r: dict) -> str:
     ours, peer = r["probe"]["ours"], r["probe"].get("peer")
     if not r["default_epochs"]:
         return f"| {r['model']} | no epochs (fit {ours['fit_s']:.2f} s) | - | - | - | - | - |"
-    cells = [r["model"], _num(ours["s_per_epoch"], ".3f"), _num(r.get("bpr_epochs_per_epoch"), ".2f"),
-             _zoo_full(r, "ours")]
+    mine = r.get("ours_s_per_epoch", ours["s_per_epoch"])
+    theirs = peer and r.get("peer_s_per_epoch", peer["s_per_epoch"])
+    cells = [r["model"], _num(mine, ".3f"), _num(r.get("bpr_epochs_per_epoch"), ".2f"), _zoo_full(r, "ours")]
     if peer:
-        cells += [f"{r['peer']} {peer['s_per_epoch']:.3f}", _num(ours["s_per_epoch"] / peer["s_per_epoch"], ".2f"),
-                  _zoo_full(r, "peer")]
+        cells += [f"{r['peer']} {theirs:.3f}", _num(mine / theirs, ".2f"), _zoo_full(r, "peer")]
     else:
         cells += ["-", "-", "-"]
     return "| " + " | ".join(cells) + " |"
@@ -195,7 +195,7 @@ def render(res: dict) -> str:
                 "Every built-in ranking model with its declared defaults on the boards' data and features, run as "
                 "`mmbench run` runs it (seed 0); where a packaged peer has the model, the peer's own training code "
                 "runs next to it through `mmbench.parity` (equal hyper-parameters, same split, evaluator and "
-                "early stopping). s/epoch is training only (validation excluded); 's to best' is the fit time up "
+                "early stopping). s/epoch is training only (validation excluded), from the full run where there is one (a probe's includes one-off warm-up such as loading compiled code); 's to best' is the fit time up "
                 "to the best validation epoch (fit time x best epoch / epochs run). For models without a peer the "
                 "stated bound is BPR's epoch on the same data ('x BPR epoch').", ""]
         for key in ("zoo-ml100k", "zoo-lfm2k"):

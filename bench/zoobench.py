@@ -121,9 +121,14 @@ def zoo(dataset: str, *, mirror: str | None, models: list[str] | None = None, pr
     ds, feature_keys = load(dataset, mirror)
     rows = [one_model(m, ds, feature_keys, probe_epochs=probe_epochs, max_epochs=max_epochs, budget_s=budget_s,
                       log=log) for m in (models or ranking_models())]
-    bpr = next((r["probe"]["ours"]["s_per_epoch"] for r in rows if r["model"] == "bpr" and "probe" in r), None)
+    for r in rows:  # per epoch: the full run's where there is one (the probe's includes one-off warm-up)
+        for side in ("ours", "peer"):
+            run = r.get("full", {}).get(side) or r.get("probe", {}).get(side)
+            if run is not None:
+                r[f"{side}_s_per_epoch"] = run["s_per_epoch"]
+    bpr = next((r.get("ours_s_per_epoch") for r in rows if r["model"] == "bpr"), None)
     for r in rows:
-        s = r.get("probe", {}).get("ours", {}).get("s_per_epoch")
+        s = r.get("ours_s_per_epoch")
         r["bpr_epochs_per_epoch"] = round(s / bpr, 2) if s and bpr else None
     st = ds.identity()["stats"]
     return {"data": dataset, "users": st["users"], "items": st["items"],
