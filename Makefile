@@ -52,7 +52,7 @@ test: setup
 reproduce: setup
 	@for s in leaderboards/*/suite.toml leaderboards/*/suite.v*.toml; do \
 	  d=$$(dirname $$s); if grep -q '^results *=' $$s; then \
-	    mirror=$${MMBENCH_MIRROR:-}; [ "$$d" = leaderboards/lfm2k ] && [ -n "$(LFM2K_MIRROR)" ] && mirror=$(LFM2K_MIRROR); \
+	    mirror=$${MMBENCH_MIRROR:-}; case $$d in leaderboards/lfm2k*) [ -n "$(LFM2K_MIRROR)" ] && mirror=$(LFM2K_MIRROR);; esac; \
 	    MMBENCH_MIRROR=$$mirror $(BIN)/mmbench leaderboard reproduce $$s --sample $(REPRO_SAMPLE) \
 	      --max-seconds $(REPRO_SECONDS) --seed $(REPRO_SEED) || exit 1; fi; \
 	done
@@ -82,7 +82,7 @@ leaderboard: setup
 leaderboard-check: setup
 	@for s in leaderboards/*/suite.toml leaderboards/*/suite.v*.toml; do \
 	  d=$$(dirname $$s); if grep -q '^results *=' $$s; then \
-	    mirror=$${MMBENCH_MIRROR:-}; [ "$$d" = leaderboards/lfm2k ] && [ -n "$(LFM2K_MIRROR)" ] && mirror=$(LFM2K_MIRROR); \
+	    mirror=$${MMBENCH_MIRROR:-}; case $$d in leaderboards/lfm2k*) [ -n "$(LFM2K_MIRROR)" ] && mirror=$(LFM2K_MIRROR);; esac; \
 	    MMBENCH_MIRROR=$$mirror $(BIN)/mmbench leaderboard check $$s || exit 1; fi; \
 	done
 
