@@ -39,6 +39,21 @@ def session_home(tmp_path_factory):
     return tmp_path_factory.mktemp("mmhome")
 
 
+@pytest.fixture(scope="session")
+def two_texts_run(tmp_path_factory):
+    """The toy suite of one model on two feature sets (``tests/suite/fakes.py``) run once per
+    session: (suite, root); tests work on copies of ``root/res`` and ``root/suite``."""
+    from mmbench.suite import run_suite
+
+    from .suite.fakes import two_texts
+
+    root = tmp_path_factory.mktemp("twotexts")
+    with pytest.MonkeyPatch.context() as mp:
+        suite = two_texts(root, mp)
+        run_suite(suite, results=root / "res", workers=1, echo=lambda *_: None)
+    return suite, root
+
+
 @pytest.fixture
 def ml100k(session_home, monkeypatch):
     """The embedded MovieLens-100K, prepared once per test session."""

@@ -9,24 +9,15 @@ import numpy as np
 import pytest
 
 from mmbench.leaderboard import build
-from mmbench.suite import load_suite, run_suite
+from mmbench.suite import load_suite
 
-from ..suite.fakes import TEXT_KEYS, two_texts
-
-
-@pytest.fixture(scope="module")
-def ran(tmp_path_factory):
-    root = tmp_path_factory.mktemp("twotexts-board")
-    with pytest.MonkeyPatch.context() as mp:
-        suite = two_texts(root, mp)
-        run_suite(suite, results=root / "res", workers=1, echo=lambda *_: None)
-        yield suite, root
+from ..suite.fakes import TEXT_KEYS
 
 
 @pytest.fixture
-def copy(ran, tmp_path, monkeypatch):
+def copy(two_texts_run, tmp_path, monkeypatch):
     """The suite folder and a copy of its results, with the run's home and cards set."""
-    _, root = ran
+    _, root = two_texts_run
     monkeypatch.setenv("MMBENCH_HOME", str(root / "home"))
     monkeypatch.setenv("MMBENCH_CARDS", str(root / "cards"))
     shutil.copytree(root / "suite", tmp_path / "suite")

@@ -11,22 +11,13 @@ from mmbench.errors import ConfigError
 from mmbench.suite import load_suite, run_suite, status
 from mmbench.suite.plan import check_models
 
-from .fakes import TEXT_KEYS, TWO_TEXTS, two_texts
-
-
-@pytest.fixture(scope="module")
-def ran(tmp_path_factory):
-    root = tmp_path_factory.mktemp("twotexts")
-    with pytest.MonkeyPatch.context() as mp:
-        suite = two_texts(root, mp)
-        run_suite(suite, results=root / "res", workers=1, echo=lambda *_: None)
-        yield suite, root
+from .fakes import TEXT_KEYS, TWO_TEXTS
 
 
 @pytest.fixture
-def suite_and_results(ran, tmp_path, monkeypatch):
+def suite_and_results(two_texts_run, tmp_path, monkeypatch):
     """The suite and a copy of its results, with the run's home and cards in the environment."""
-    suite, root = ran
+    suite, root = two_texts_run
     monkeypatch.setenv("MMBENCH_HOME", str(root / "home"))
     monkeypatch.setenv("MMBENCH_CARDS", str(root / "cards"))
     shutil.copytree(root / "res", tmp_path / "res")
