@@ -13,6 +13,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import stat
 import tempfile
 from pathlib import Path
@@ -89,17 +90,57 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name[:200]}."
+
+
+def _writer_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to someone else (EPERM): alive
+        return True
+    return True
+
+
+def remove_dead_temps(path: Path) -> None:
+    """Remove the temp files that writers of ``path`` on this host left when they were killed.
+
+    Each temp is named ``.<name>.<host>-<pid>.<random>.tmp``: one whose writer ran on this host
+    and no longer exists is a leftover of a SIGKILL (an exception removes its own temp). Temps of
+    live processes, of other hosts and of any other name pattern are never touched.
+    """
+    prefix = _temp_prefix(path)
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for n in names:
+        writer = n[len(prefix):-len(".tmp")].split(".", 1)[0]
+        host, _, pid = writer.partition("-")
+        if host == _HOST and pid.isdigit() and not _writer_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                os.unlink(path.parent / n)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temp file beside ``path``; on success fsync and rename it over ``path``.
 
     On any exception the temp file is removed and ``path`` is untouched, so a reader never
-    sees a half-written file (also after SIGKILL: only a ``*.tmp`` may remain).
+    sees a half-written file. After a SIGKILL only the temp may remain; the next write of the
+    same path removes it (:func:`remove_dead_temps`).
     """
     path = Path(path)
     with storage(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".tmp", dir=path.parent)
+        remove_dead_temps(path)
+        fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{_HOST}-{os.getpid()}.", suffix=".tmp",
+                                   dir=path.parent)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file normal permissions
     try:
         with os.fdopen(fd, mode, **kwargs) as f:

@@ -76,3 +76,35 @@ def test_owned_folder_is_deleted_only_when_everything_in_it_is_ours(tmp_path):
     (d / "link").unlink()
     remove_owned(d, "output folder")
     assert not d.exists() and tmp_path.exists()
+
+
+def test_a_killed_writers_temp_is_removed_by_the_next_write_and_nothing_else(tmp_path):
+    """A SIGKILLed writer leaves its temp; the next write of the same path removes it, but never a
+    live writer's temp, another host's, another file's or a file of another pattern."""
+    import signal
+    import subprocess
+    import sys
+
+    import mmbench.io as mio
+
+    target = tmp_path / "card.toml"
+    child = subprocess.Popen([sys.executable, "-c", "\n".join([
+        "import sys, time, mmbench.io as m",
+        "with m.atomic_open(sys.argv[1]) as f:",
+        "    f.write('half'); f.flush(); print('open', flush=True); time.sleep(60)"]), str(target)],
+        stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "open"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    dead = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(dead) == 1 and f"-{child.pid}." in dead[0].name and not target.exists()
+    live = tmp_path / f".card.toml.{mio._HOST}-{os.getpid()}.abc.tmp"
+    foreign = tmp_path / f".card.toml.ffffff-{child.pid}.abc.tmp"
+    other_file = tmp_path / f".other.toml.{mio._HOST}-{child.pid}.abc.tmp"
+    not_ours = tmp_path / ".card.toml.notes.tmp"
+    for p in (live, foreign, other_file, not_ours):
+        p.write_text("x")
+    atomic_write_text(target, "whole")
+    assert target.read_text() == "whole"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["card.toml", live.name, foreign.name, other_file.name, not_ours.name])
