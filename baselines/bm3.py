@@ -96,7 +96,9 @@ class BM3(ContentFeatures, CachedEmbeddings, TorchRecommender, epochs=1000, pati
             u_target = F.dropout(users[u], self.dropout)
             i_target = F.dropout(items[i], self.dropout)
         loss = _cos_loss(m.predictor(users[u]), i_target) + _cos_loss(m.predictor(items[i]), u_target)
-        feats, present = m.content(i)
+        once, inverse = torch.unique(i, return_inverse=True)  # each item projected once, then per pair
+        feats, present = m.content(once)
+        feats, present = feats[:, inverse], present[:, inverse]
         align = 0.0
         for k in range(feats.shape[0]):
             keep = present[k]

@@ -115,7 +115,7 @@ class ContentCosine(ContentRecommender):
         u, i, j = batch
         m = self.module_
         eu = m.users(u, leave_out=i)
-        vij, _ = m.items(torch.cat([i, j]))
+        vij, _ = self.batch_items(torch.cat([i, j]))
         vi, vj = vij.split(len(i))
         loss = bpr_loss((eu * vi).sum(-1), (eu * vj).sum(-1))
         pen = m.penalized(u, i, j)

@@ -132,8 +132,8 @@ class FREEDOM(ContentFeatures, CachedEmbeddings, TorchRecommender, epochs=1000, 
         loss = bpr_loss((eu * items[i]).sum(1), (eu * items[j]).sum(1))
         if self.reg_weight:
             proj = self.module_.content
-            fi, _ = proj(i)
-            fj, _ = proj(j)
+            once, inverse = torch.unique(torch.cat([i, j]), return_inverse=True)  # each item projected once
+            fi, fj = proj(once)[0][:, inverse].split(len(i), dim=1)
             aux = sum(bpr_loss((eu * fi[k]).sum(1), (eu * fj[k]).sum(1)) for k in range(len(proj.keys)))
             loss = loss + self.reg_weight * aux
         return loss

@@ -14,14 +14,21 @@ from .threads import describe
 
 @lru_cache(maxsize=1)
 def git_state() -> dict:
-    """Commit and dirty flag of the mmbench *source* (not of the caller's directory)."""
-    src = Path(__file__).resolve().parent
+    """Commit and dirty flag of the checkout mmbench runs from (not of the caller's
+    directory): see :func:`checkout_state`."""
+    return checkout_state(Path(__file__).resolve().parent)
+
+
+def checkout_state(src: Path) -> dict:
+    """Commit and dirty flag of the git checkout holding ``src``: dirty when any tracked file
+    of the checkout differs from the commit (the built-in baselines and cards live beside
+    ``mmbench/`` and count too); untracked files, such as records not committed yet, do not."""
     try:
         sha = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=5).stdout.strip()
         if not sha:
             return {"sha": None, "dirty": None}
-        status = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no", "--", "."],
+        status = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
                                 capture_output=True, text=True, timeout=5).stdout
         return {"sha": sha, "dirty": bool(status.strip())}
     except (OSError, subprocess.SubprocessError):

@@ -43,7 +43,8 @@ def test_pool_size_never_oversubscribes(monkeypatch):
         assert B.pool_size(3, None)[0] <= 3  # never more workers than jobs
         assert B.pool_size(100, None, "cuda")[0] == 1  # jobs share the GPU unless told otherwise
     monkeypatch.setattr(B, "usable_cores", lambda: 16)
-    assert B.pool_size(100, None) == (8, 2)
+    assert B.pool_size(100, None) == (16, 1)  # one single-threaded worker per core
+    assert B.pool_size(100, 4) == (4, 4)
     with pytest.raises(ConfigError, match="workers"):
         B.pool_size(3, 0)
 

@@ -306,11 +306,21 @@ class ContentRecommender(ContentFeatures, TorchRecommender):
         """All item vectors and biases (cached while the parameters do not change)."""
         return self.table_cache_.get(self.module_, lambda: self.module_.items(None))
 
+    def batch_items(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The item tower's vectors and biases of a batch's items (with repeats), computed once
+        per distinct item and gathered: a batch of 2,048 BPR triples names about 1,300
+        distinct items on ml-100k, so the tower costs a third (the result is the same up to
+        float summation order; dropout inside the tower is drawn once per distinct item, as
+        in MMRec's models, which compute every item's vector per step)."""
+        once, inverse = torch.unique(items, return_inverse=True)
+        v, b = self.module_.items(once)
+        return v[inverse], (None if b is None else b[inverse])
+
     def loss(self, batch):
         u, i, j = batch
         m = self.module_
         eu = m.users(u)
-        vij, bij = m.items(torch.cat([i, j]))
+        vij, bij = self.batch_items(torch.cat([i, j]))
         vi, vj = vij.split(len(i))
         pos, neg = (eu * vi).sum(-1), (eu * vj).sum(-1)
         if bij is not None:
@@ -366,7 +376,7 @@ class RatingTask:
     def _predict(self, u, i):
         m = self.module_
         eu = m.users(u)
-        vi, ci = m.items(i)
+        vi, ci = self.batch_items(i)
         bu, bi = m.biases.user(u).squeeze(-1), m.biases.item(i).squeeze(-1)
         pred = m.biases.mean + bu + bi + (eu * vi).sum(-1)
         if ci is not None:

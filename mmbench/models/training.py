@@ -23,11 +23,18 @@ from ..errors import MMBenchError, TrainingError
 def deterministic_kernels() -> None:
     """``torch.use_deterministic_algorithms(True, warn_only=True)``, without importing the
     compiler stack when nothing compiled yet: that function also sets inductor's flag and
-    its import costs about as much as importing torch (~1-2 s per process)."""
+    its import costs about as much as importing torch (~1-2 s per process).
+
+    Deterministic mode also fills every new tensor with NaN
+    (``torch.utils.deterministic.fill_uninitialized_memory``), only to expose kernels that
+    read memory before writing it; no kernel the models use does (every model's numbers are
+    bit-identical without the fill, ``tests/models/test_training.py``), and the fill is one
+    extra pass over every allocation: 8-16% of a training step here. It is turned off."""
     if "torch._inductor.config" in sys.modules or not hasattr(torch._C, "_set_deterministic_algorithms"):
         torch.use_deterministic_algorithms(True, warn_only=True)
     else:
         torch._C._set_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -281,3 +281,29 @@ def test_finetuning_learns_the_feature_rows_and_frozen_keeps_them(name, tiny):
         for path, (key, t, _) in rows.items():
             start = torch.as_tensor(standardize(feats[key].values, feats[key].mask, "maxabs"))
             assert torch.equal(t, start) != learned, (name, path)
+
+
+@pytest.mark.parametrize("name", ["vbpr", "late-fusion", "attention-fusion", "early-fusion-rating"])
+def test_batch_items_equal_the_tower_row_by_row_in_value_and_gradient(name, tiny):
+    """``ContentRecommender.batch_items`` runs the tower once per distinct item and gathers: the
+    vectors, biases and the gradients they send to every parameter equal those of the tower run
+    on every row of the batch (dropout off)."""
+    model = _fit(name, tiny, epochs=1, **({"dropout": 0.0} if "dropout" in ModelSpec.resolve(name).cls.params_ else {}))
+    m = model.module_
+    m.train()
+    items = torch.tensor([3, 1, 3, 3, 0, 7, 1, 5, 7, 7])
+    weights = torch.linspace(-1, 1, len(items)).unsqueeze(1)
+
+    def grads(vectors, bias):
+        m.zero_grad()
+        ((vectors * weights).sum() + (0 if bias is None else (bias * weights.squeeze(1)).sum())).backward()
+        return {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}
+
+    v_rows, b_rows = m.items(items)
+    v_once, b_once = model.batch_items(items)
+    assert torch.allclose(v_rows, v_once, atol=1e-6)
+    assert (b_rows is None) == (b_once is None) and (b_rows is None or torch.allclose(b_rows, b_once, atol=1e-6))
+    g_rows, g_once = grads(*m.items(items)), grads(*model.batch_items(items))
+    assert g_rows.keys() == g_once.keys() and g_rows
+    for k in g_rows:
+        assert torch.allclose(g_rows[k], g_once[k], atol=1e-5), k
