@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import time
 import traceback
 from dataclasses import dataclass
@@ -179,6 +180,7 @@ class _Job:
         rec["fit"] = fit_summary(model, valid_metric)
         rec["timing"] = {"fit_s": round(t_fit, 3), "eval_s": round(t_eval, 3),
                          "total_s": round(time.perf_counter() - t0, 3)}
+        rec["env"]["load"] = [rec["env"]["load"][0], load_average()]  # the machine's load at start and end
         write_record(self.path, rec, per_user)
         checkpoint_path(self.path).unlink(missing_ok=True)
         return rec, self.path, "done"
@@ -197,7 +199,7 @@ class _Job:
                       "params": self.params, "params_hash": self.params_hash},
             "protocol": self.protocol.as_dict(), "protocol_hash": self.protocol.hash, "seed": self.seed,
             "selection": self.selection, "metrics": {}, "timing": {},
-            "env": {**environment(self.device), "ranking": RANKING},
+            "env": {**environment(self.device), "ranking": RANKING, "load": [load_average()]},
             "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         }
 
@@ -243,6 +245,15 @@ class _Job:
         rec["metrics"] = {}
         rec["timing"] = {"total_s": round(time.perf_counter() - t0, 3)}
         write_record(self.path, rec)
+
+
+def load_average() -> float | None:
+    """The machine's 1-minute load average (runnable processes; None where the OS has none):
+    a record's timing is only comparable with others made under a similar load."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # pragma: no cover - Windows
+        return None
 
 
 def fit_summary(model, valid_metric: str) -> dict:

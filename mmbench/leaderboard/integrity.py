@@ -123,14 +123,14 @@ def converged(rec: dict) -> bool | None:
 
 def compute(recs: list[dict]) -> dict:
     """The board's compute: the sum of fit + evaluation time over its records, and the wall
-    time during which at least one of them was running (from each record's end time and
-    duration; the record notes its end to the second)."""
+    time during which at least one of them was running (from each record's start time,
+    ``created``, noted to the second when the run began, and its duration)."""
     spans, total = [], 0.0
     for rec in recs:
         t = rec["timing"]
         total += t.get("fit_s", 0.0) + t.get("eval_s", 0.0)
-        end = _dt.datetime.fromisoformat(rec["created"]).timestamp()
-        spans.append((end - t.get("total_s", 0.0), end))
+        start = _dt.datetime.fromisoformat(rec["created"]).timestamp()
+        spans.append((start, start + t.get("total_s", 0.0)))
     wall, last_end = 0.0, -np.inf
     for start, end in sorted(spans):
         wall += max(0.0, end - max(start, last_end))

@@ -181,14 +181,14 @@ def test_a_fixed_budget_track_says_so_and_passes(trust):
 
 
 def test_compute_is_the_records_sum_and_their_busy_time():
-    def rec(end_s, total, fit, ev):
+    def rec(start_s, total, fit, ev):  # a record notes when its run began (``created``) and how long it took
         from datetime import datetime, timezone
 
-        return {"created": datetime.fromtimestamp(1_700_000_000 + end_s, timezone.utc).isoformat(),
+        return {"created": datetime.fromtimestamp(1_700_000_000 + start_s, timezone.utc).isoformat(),
                 "timing": {"fit_s": fit, "eval_s": ev, "total_s": total}}
 
     # runs over [0, 10], [5, 12] and [20, 25]: busy 12 + 5 seconds
-    c = compute([rec(10, 10, 9.0, 1.0), rec(12, 7, 6.5, 0.5), rec(25, 5, 4.0, 1.0)])
+    c = compute([rec(0, 10, 9.0, 1.0), rec(5, 7, 6.5, 0.5), rec(20, 5, 4.0, 1.0)])
     assert c == {"runs": 3, "compute_s": 22.0, "wall_s": 17.0}
 
 
