@@ -93,13 +93,14 @@ def _zoo_full(r: dict, side: str) -> str:
 
 def _zoo_row(r: dict) -> str:
     if "error" in r:
-        return f"| {r['model']} | {r['error']} |" + " |" * 5
+        return f"| {r['model']} | {r['error']} |" + " |" * 7
     ours, peer = r["probe"]["ours"], r["probe"].get("peer")
     if not r["default_epochs"]:
-        return f"| {r['model']} | no epochs (fit {ours['fit_s']:.2f} s) | - | - | - | - | - |"
+        return f"| {r['model']} | no epochs (fit {ours['fit_s']:.2f} s) | - | - | - | - | - | - | - |"
     mine = r.get("ours_s_per_epoch", ours["s_per_epoch"])
     theirs = peer and r.get("peer_s_per_epoch", peer["s_per_epoch"])
-    cells = [r["model"], _num(mine, ".3f"), _num(r.get("bpr_epochs_per_epoch"), ".2f"), _zoo_full(r, "ours")]
+    cells = [r["model"], _num(mine, ".3f"), _num(r.get("bpr_epochs_per_epoch"), ".2f"),
+             _num(r.get("step_bound_s"), ".3f"), _num(r.get("x_step_bound"), ".2f"), _zoo_full(r, "ours")]
     if peer:
         cells += [f"{r['peer']} {theirs:.3f}", _num(mine / theirs, ".2f"), _zoo_full(r, "peer")]
     else:
@@ -109,13 +110,14 @@ def _zoo_row(r: dict) -> str:
 
 def _zoo_table(sec: dict) -> list[str]:
     lines = [f"### {sec['data']} ({sec['users']:,} users x {sec['items']:,} items, {sec['train']:,} training "
-             f"interactions; features {', '.join(sec['features'] or []) or 'none'})", "",
+             f"interactions; features {', '.join(sec['features'] or []) or 'none'}; "
+             f"{sec.get('threads', 2)} torch thread{'s' if sec.get('threads', 2) != 1 else ''})", "",
              f"Probe: {sec['probe_epochs']} epochs; full run: the model's defaults, epochs capped at "
              f"{sec['max_epochs']}, when the probe predicts at most {sec['budget_s']:g} s. Load average before: "
              f"{_load(sec['load_before'])}; after: {_load(sec['load_after'])}.", "",
-             "| model | s/epoch | x BPR epoch | full run: epochs (best), stopped, s to best, valid NDCG@10 | "
-             "peer s/epoch | ours / peer per epoch | peer full run |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | s/epoch | x BPR epoch | step bound s/epoch | x step bound | full run: epochs (best), stopped, "
+             "s to best, valid NDCG@10 | peer s/epoch | ours / peer per epoch | peer full run |",
+             "|---|---|---|---|---|---|---|---|---|"]
     return lines + [_zoo_row(r) for r in sec["models"]] + [""]
 
 
@@ -196,8 +198,10 @@ def render(res: dict) -> str:
                 "`mmbench run` runs it (seed 0); where a packaged peer has the model, the peer's own training code "
                 "runs next to it through `mmbench.parity` (equal hyper-parameters, same split, evaluator and "
                 "early stopping). s/epoch is training only (validation excluded), from the full run where there is one (a probe's includes one-off warm-up such as loading compiled code); 's to best' is the fit time up "
-                "to the best validation epoch (fit time x best epoch / epochs run). For models without a peer the "
-                "stated bound is BPR's epoch on the same data ('x BPR epoch').", ""]
+                "to the best validation epoch (fit time x best epoch / epochs run). Two bounds for every model: BPR's "
+                "epoch on the same data ('x BPR epoch') and the model's own step bound (the forward and backward "
+                "pass of its loss over one epoch of batches drawn beforehand, timed alone: no sampling, optimiser "
+                "step or validation; 'x step bound' is what the loop adds).", ""]
         for key in ("zoo-ml100k", "zoo-lfm2k"):
             if key in secs and "models" in secs[key]:
                 out += _zoo_table(secs[key])

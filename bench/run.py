@@ -106,6 +106,9 @@ def section_zoo(name: str, args) -> dict:
 
     mirror = os.environ.get("MMBENCH_MIRROR") or str(ROOT.parent / "shared" / "data" / "lfm2k")
     dataset = "ml-100k" if name == "zoo-ml100k" else "lfm2k"
+    import torch
+
+    torch.set_num_threads(args.zoo_threads)  # as a suite worker trains (one thread per job, one job per core)
     return zoobench.zoo(dataset, mirror=None if dataset == "ml-100k" else mirror, models=args.zoo_models,
                         probe_epochs=2 if args.quick else 3, max_epochs=20 if args.quick else args.zoo_max_epochs,
                         budget_s=60 if args.quick else args.zoo_budget_s, log=log)
@@ -190,6 +193,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train-seeds-1m", type=int, default=None, help="the same on 1M interactions (default 3; quick 2)")
     ap.add_argument("--zoo-models", nargs="+", help="Training the zoo: only these models (default: every ranking model)")
     ap.add_argument("--zoo-max-epochs", type=int, default=200, help="Training the zoo: epoch cap of the full runs")
+    ap.add_argument("--zoo-threads", type=int, default=1,
+                    help="Training the zoo: torch threads per model (default 1, as `suite run`'s workers)")
     ap.add_argument("--zoo-budget-s", type=float, default=300.0,
                     help="Training the zoo: a model whose probe predicts more than this for the capped run is probed only")
     ap.add_argument("--no-busy", dest="busy", action="store_false",

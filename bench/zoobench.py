@@ -4,9 +4,11 @@ converged validation score, on the boards' datasets (ml-100k, lfm2k) and feature
 Ours run exactly as ``mmbench run`` does; where a packaged peer has the model (RecBole: BPR,
 LightGCN; Cornac: LearnBPR, VBPR, AMR) the peer's own training code runs next to it through
 :mod:`mmbench.parity` with equal hyper-parameters, on the same split, scored by the same
-evaluator and stopped by the same early-stopping rule. For the rest, the stated bound is
-BPR's epoch on the same data (the issue's rule: a multimodal model should cost no more than a
-few BPR epochs per epoch unless its method needs it).
+evaluator and stopped by the same early-stopping rule. Every model also gets two bounds: BPR's
+epoch on the same data (a multimodal model should cost no more than a few BPR epochs per epoch
+unless its method needs it) and its own step bound (:func:`step_bound`: the forward and
+backward pass of its loss over one epoch of batches, timed alone), which says how much of an
+epoch is the model's own arithmetic and how much the loop around it.
 
 Each model first runs ``probe_epochs`` epochs (its seconds per epoch); when that predicts at
 most ``budget_s`` for ``max_epochs`` epochs (ours and the peer's alike) it then runs with its
@@ -92,10 +94,43 @@ def one_model(name: str, ds, feature_keys, *, probe_epochs: int, max_epochs: int
                 else:
                     out["full_skipped"] = f"{per_epoch:.2f} s/epoch x {cap} epochs > budget {budget_s:g} s"
             log(f"  {name} {stage}: {out[stage]}")
+        out["step_bound_s"] = step_bound(spec, ds, feature_keys, {})
+        log(f"  {name} step bound: {out['step_bound_s']} s/epoch")
     except MMBenchError as e:
         out["error"] = str(e).splitlines()[0]
         log(f"  {name}: {out['error']}")
     return out
+
+
+def step_bound(spec, ds, feature_keys, params: dict) -> float | None:
+    """The model's own compute per epoch: the forward and backward pass of its loss over one
+    epoch of batches drawn beforehand, timed alone (no negative sampling or graph resampling,
+    no optimiser step, no validation, no checkpoint). What the shared loop adds on top is
+    ``s/epoch / bound``. None for a model without a gradient (a solver updating its own
+    parameters, or no epochs)."""
+    import time
+
+    import torch
+
+    from mmbench.runner import dataset_features
+
+    cls = spec.cls
+    if not hasattr(cls, "loss") or getattr(cls, "optimizer_kind", "adam") is None or "epochs" not in cls.params_:
+        return None
+    model = cls(**spec.params({**params, "epochs": 1}))
+    data = ds.train_data()
+    model.fit(data, dataset_features(cls, ds, feature_keys), seed=0)
+    batches = list(model.batches(data, 2))
+    module = model.module_
+    module.train()
+    best = float("inf")
+    for _ in range(2):  # the better of two passes: the first may still warm caches
+        t0 = time.perf_counter()
+        for b in batches:
+            module.zero_grad(set_to_none=True)
+            model.loss(b).backward()
+        best = min(best, time.perf_counter() - t0)
+    return round(best, 4)
 
 
 def _both(spec, ds, peer: str | None, params: dict, feature_keys) -> dict:
@@ -130,7 +165,11 @@ def zoo(dataset: str, *, mirror: str | None, models: list[str] | None = None, pr
     for r in rows:
         s = r.get("ours_s_per_epoch")
         r["bpr_epochs_per_epoch"] = round(s / bpr, 2) if s and bpr else None
+        bound = r.get("step_bound_s")
+        r["x_step_bound"] = round(s / bound, 2) if s and bound else None
     st = ds.identity()["stats"]
-    return {"data": dataset, "users": st["users"], "items": st["items"],
+    import torch
+
+    return {"threads": torch.get_num_threads(), "data": dataset, "users": st["users"], "items": st["items"],
             "train": st["splits"]["train"]["interactions"], "features": feature_keys,
             "probe_epochs": probe_epochs, "max_epochs": max_epochs, "budget_s": budget_s, "models": rows}
