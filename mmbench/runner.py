@@ -124,10 +124,40 @@ class _Job:
     resume: bool
     robustness: DropSpec | None = None
     path: Path | None = None
+    reused: dict | None = None  # the search run whose trained model this final run takes (see ``trained_by_search``)
 
     @property
     def params_hash(self) -> str:
         return hash_params(self.params)
+
+    @property
+    def stage(self) -> str:
+        return self.selection.get("stage", "final")
+
+    def checkpoint_key(self) -> str:
+        """Names the training a checkpoint holds: parameters, data, seed, device and thread
+        count (a float sum split over other threads may round otherwise)."""
+        import torch
+
+        return f"{self.params_hash}:{self.dataset.fingerprint}:{self.seed}:{self.device}:t{torch.get_num_threads()}"
+
+    def trained_by_search(self) -> dict | None:
+        """A final run trains exactly as the search run of the same parameters and seed did
+        (training is deterministic and never sees the test split). When that search run
+        finished and kept its last checkpoint, made under the same device and thread count,
+        the final run resumes from it: the same model, bit for bit, without training it a
+        second time (the record says ``fit.reused``; ``leaderboard reproduce`` retrains it)."""
+        if self.stage != "final":
+            return None
+        search = self.path.with_name(f"seed{self.seed}.search.json")
+        ckpt = checkpoint_path(search)
+        if not ckpt.exists() or (rec := finished(search)) is None:
+            return None
+        env = rec.get("env", {})
+        if env.get("device") != self.device or env.get("threads") != _threads() \
+                or rec["model"].get("params_hash") != self.params_hash or rec.get("seed") != self.seed:
+            return None
+        return {"name": search.name, "checkpoint": ckpt, "seconds_per_epoch": rec["fit"].get("seconds_per_epoch")}
 
     @property
     def task(self) -> str:
@@ -136,7 +166,7 @@ class _Job:
     @property
     def drops(self) -> DropSpec | None:
         """The modality drop this job is evaluated under: a final record's only."""
-        return self.robustness if self.selection.get("stage", "final") == "final" else None
+        return self.robustness if self.stage == "final" else None
 
     def finished(self) -> dict | None:
         """The finished record of this job (None: there is none, or it lacks a modality drop
@@ -178,11 +208,17 @@ class _Job:
             raise TrainingError(f"{self.spec.name} failed: {type(e).__name__}: {e}", where=str(self.path)) from e
         rec["metrics"] = {s: {k: round(float(v), 8) for k, v in sorted(m.items())} for s, m in metrics.items()}
         rec["fit"] = fit_summary(model, valid_metric)
+        if self.reused is not None:  # trained once, by the search run: say so, with its time per epoch
+            rec["fit"]["reused"] = self.reused["name"]
+            rec["fit"]["seconds_per_epoch"] = self.reused["seconds_per_epoch"]
         rec["timing"] = {"fit_s": round(t_fit, 3), "eval_s": round(t_eval, 3),
                          "total_s": round(time.perf_counter() - t0, 3)}
         rec["env"]["load"] = [rec["env"]["load"][0], load_average()]  # the machine's load at start and end
         write_record(self.path, rec, per_user)
-        checkpoint_path(self.path).unlink(missing_ok=True)
+        if self.stage != "search":  # a search run's last checkpoint is the chosen final's seed run, trained
+            checkpoint_path(self.path).unlink(missing_ok=True)
+        if self.reused is not None:
+            self.reused["checkpoint"].unlink(missing_ok=True)
         return rec, self.path, "done"
 
     def header(self, features: dict) -> dict:
@@ -206,10 +242,10 @@ class _Job:
     def fit(self, features: dict):
         model = self.spec.cls(**self.params)
         valid_metric = self.protocol.selection_metric(self.spec.cls)
-        context = validation_context(self.dataset, self.protocol, valid_metric, self.device,
-                                     checkpoint_path(self.path),
-                                     f"{self.params_hash}:{self.dataset.fingerprint}:{self.seed}:{self.device}",
-                                     self.resume)
+        self.reused = self.trained_by_search()
+        ckpt = checkpoint_path(self.path) if self.reused is None else self.reused["checkpoint"]
+        context = validation_context(self.dataset, self.protocol, valid_metric, self.device, ckpt,
+                                     self.checkpoint_key(), self.resume or self.reused is not None)
         fitted = model.fit(self.dataset.train_data(), features, seed=self.seed, device=self.device, context=context)
         if fitted is not model:
             raise TrainingError(f"{self.spec.name}.fit() must return self")
@@ -245,6 +281,12 @@ class _Job:
         rec["metrics"] = {}
         rec["timing"] = {"total_s": round(time.perf_counter() - t0, 3)}
         write_record(self.path, rec)
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def load_average() -> float | None:

@@ -267,3 +267,29 @@ def test_survey_lists_search_then_final(toy, tmp_path):
     assert [(r.stage, r.state) for r in rows] == [("search", "missing")] * 8 + [("final", "waiting")] * 3
     assert sorted({r.seed for r in rows if r.stage == "search"}) == [1, 2]
     np.testing.assert_equal(sorted({r.params_hash for r in rows if r.stage == "search"}).__len__(), 4)
+
+
+def test_the_chosen_configurations_seed_run_reuses_its_search_training_bit_for_bit(toy, tmp_path):
+    """The final run of the chosen configuration on a search seed trains exactly as its search run
+    did: it starts from the search run's last checkpoint instead of training again. Its metrics,
+    history and per-user values equal a fresh run's; the other seeds train; no checkpoint is left."""
+    from mmbench.protocol import Protocol
+    from mmbench.records import read_per_user
+    from mmbench.runner import run_one
+
+    suite = make_suite(tmp_path, '[[models]]\nname = "bpr"\nparams = { epochs = 6, patience = 2, batch_size = 64 }\n',
+                       tuning="[tuning]\nconfigurations = 2")
+    assert run(suite)["failed"] == 0
+    root = suite.results_dir()
+    finals = {p.name: p for p in root.rglob("seed*.json") if ".search" not in p.name}
+    rec0, rec1 = read_record(finals["seed0.json"]), read_record(finals["seed1.json"])
+    assert rec0["fit"]["reused"] == "seed0.search.json" and "reused" not in rec1["fit"]
+    search = read_record(finals["seed0.json"].with_name("seed0.search.json"))
+    assert rec0["fit"]["history"] == search["fit"]["history"]
+    assert not list(root.rglob("*.ckpt"))
+    fresh, path, _ = run_one("bpr", toy, params=rec0["model"]["params"], seed=0, protocol=suite.protocol,
+                             results=tmp_path / "fresh", suite="fresh", selection=rec0["selection"])
+    assert "reused" not in fresh["fit"]
+    assert fresh["metrics"] == rec0["metrics"] and fresh["fit"]["history"] == rec0["fit"]["history"]
+    a, b = read_per_user(path), read_per_user(finals["seed0.json"])
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)

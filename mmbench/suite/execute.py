@@ -26,7 +26,9 @@ class Outcome:
 
 
 def execute_job(suite: Suite, dataset, job: Job, *, results: Path, device: str, force: bool = False) -> Outcome:
-    """Run one job in this process (what every backend does on its worker)."""
+    """Run one job in this process (what every backend does on its worker). A job killed
+    part way continues from its last epoch's checkpoint (bit for bit: the checkpoint names
+    parameters, data, seed, device and thread count), so a suite spans sessions."""
     from ..errors import MMBenchError
     from ..runner import run_one
 
@@ -35,7 +37,7 @@ def execute_job(suite: Suite, dataset, job: Job, *, results: Path, device: str, 
                                     protocol=suite.protocol, results=results, suite=suite.name,
                                     force=force or job.replace,
                                     selection=job.selection, feature_keys=job.features or suite.dataset.get("features"),
-                                    robustness=suite.robustness)
+                                    robustness=suite.robustness, resume=True)
     except MMBenchError as e:
         return Outcome(job, "failed", error=str(e))
     return Outcome(job, status, rec, path)
@@ -143,11 +145,24 @@ def run_suite(suite: Suite, *, only: list[str] | None = None, device: str | None
         executed.update(j.key for j in todo)
     progress.counts["skipped"] += sum(1 for r in rows if r.state == "done" and r.job is not None
                                       and r.job.key not in executed)
+    drop_search_checkpoints(rows)
     for r in rows:
         if r.state == "invalid":
             progress.counts["invalid"] += 1
             echo(f"[invalid] {r.job.describe()}: {r.reason}; remove it (or restore it) to run the job again")
     return progress.counts
+
+
+def drop_search_checkpoints(rows) -> None:
+    """A finished search run keeps its last checkpoint for the final run of the same
+    configuration and seed (which then need not train again: ``runner._Job.trained_by_search``);
+    once every final run of its entry is done, the checkpoints of its search runs go."""
+    from ..runner import checkpoint_path
+
+    open_entries = {r.entry for r in rows if r.stage == "final" and r.state != "done"}
+    for r in rows:
+        if r.stage == "search" and r.state == "done" and r.entry not in open_entries and r.path is not None:
+            checkpoint_path(r.path).unlink(missing_ok=True)
 
 
 def status(suite: Suite, results: Path | None = None) -> list[dict]:

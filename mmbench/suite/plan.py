@@ -91,6 +91,7 @@ class Row:
     job: Job | None = None
     record: dict | None = None
     history: list[tuple[str, str]] = field(default_factory=list)  # earlier failed runs kept beside: (file, why)
+    path: Path | None = None  # where the job's record lives
 
 
 def entry_selection(entry: ModelEntry, **fields) -> dict:
@@ -135,7 +136,7 @@ class _Survey:
         job = Job(entry.key, entry.name, dict(params), seed, stage, selection, h)
         path = record_path(self.results, self.suite.name, self.suite.dataset["name"], model_dir(spec.name), h, seed,
                            stage, job.features)
-        row = Row(entry.key, entry.name, h, seed, stage, "missing", job=job, history=failed_history(path))
+        row = Row(entry.key, entry.name, h, seed, stage, "missing", job=job, history=failed_history(path), path=path)
         if path.exists() and (not self.force or job.key in self.executed):
             try:
                 rec = read_record(path)
