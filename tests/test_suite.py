@@ -293,3 +293,8 @@ def test_the_chosen_configurations_seed_run_reuses_its_search_training_bit_for_b
     assert fresh["metrics"] == rec0["metrics"] and fresh["fit"]["history"] == rec0["fit"]["history"]
     a, b = read_per_user(path), read_per_user(finals["seed0.json"])
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    # the board's training time of the reused seed is its search run's, not the resumed run's
+    from mmbench import leaderboard as lbm
+
+    row = lbm.build(suite, root).rows[0]
+    assert row.fit_s == pytest.approx((search["timing"]["fit_s"] + rec1["timing"]["fit_s"]) / 2)

@@ -135,7 +135,8 @@ def build(suite, results: Path) -> Leaderboard:
             rejected += _keep_search_choice(suite, entry, configs, found.searches.get(entry.key, []))
         if not configs:
             continue
-        candidates = [_row(entry, h, sorted(g, key=lambda x: x[1]["seed"]), suite, found.per_user)
+        trained = _search_fit_s(found.searches.get(entry.key, []))
+        candidates = [_row(entry, h, sorted(g, key=lambda x: x[1]["seed"]), suite, found.per_user, trained)
                       for h, g in sorted(configs.items())]
         rejected += _keep_best_valid(candidates, main)
         rows.append(candidates[0])
@@ -215,8 +216,28 @@ def _keep_search_choice(suite, entry, configs: dict, search_recs: list) -> list[
     return rejected
 
 
-def _row(entry, params_hash: str, group: list[tuple[str, dict]], suite, per_user: dict) -> Row:
-    """The row of one configuration from its records (sorted by seed)."""
+def _search_fit_s(searches: list) -> dict:
+    """(params hash, seed) -> fit seconds of the entry's search records: what a final record
+    that reuses a search run's training (``fit.reused``) cost to train."""
+    out = {}
+    for item in searches:
+        rec = item[1] if isinstance(item, tuple) else item
+        out[(rec["model"]["params_hash"], rec["seed"])] = rec["timing"].get("fit_s", 0.0)
+    return out
+
+
+def _fit_s(rec: dict, trained: dict) -> float:
+    """The training time of the model a final record evaluates: its own, or (``fit.reused``)
+    that of the search run it took the trained model from."""
+    if (rec.get("fit") or {}).get("reused"):
+        return trained.get((rec["model"]["params_hash"], rec["seed"]), rec["timing"].get("fit_s", 0.0))
+    return rec["timing"].get("fit_s", 0.0)
+
+
+def _row(entry, params_hash: str, group: list[tuple[str, dict]], suite, per_user: dict,
+         trained: dict | None = None) -> Row:
+    """The row of one configuration from its records (sorted by seed); ``trained``: the fit
+    seconds of the entry's search runs (:func:`_search_fit_s`)."""
     recs = [r for _, r in group]
     model = recs[0]["model"]
     confidence = suite.board["confidence"]
@@ -228,7 +249,7 @@ def _row(entry, params_hash: str, group: list[tuple[str, dict]], suite, per_user
         key=entry.key, model=model["name"], label=entry.key, distribution=model["distribution"],
         version=model["version"], params=model["params"], params_hash=params_hash,
         seeds=[r["seed"] for r in recs], test=test, valid=_summaries(recs, "valid", confidence),
-        fit_s=float(np.mean([r["timing"].get("fit_s", 0.0) for r in recs])),
+        fit_s=float(np.mean([_fit_s(r, trained or {}) for r in recs])),
         eval_s=float(np.mean([r["timing"].get("eval_s", 0.0) for r in recs])),
         epochs=float(np.mean([(r.get("fit") or {}).get("best_epoch") or 0 for r in recs])),
         selection=recs[0]["selection"], records=[rel for rel, _ in group],
