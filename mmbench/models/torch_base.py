@@ -104,6 +104,33 @@ class ParameterCache:
         self._key, self._value = None, None
 
 
+class FastDropout(torch.nn.Module):
+    """Inverted dropout whose mask costs a quarter of the random draws of ``nn.Dropout``:
+    each 64-bit draw of torch's generator gives four 16-bit integers, each compared with a
+    threshold, so the drop probability is ``p`` rounded to a multiple of 1/65,536 (0.1 ->
+    0.100006). Same expectation and role as ``nn.Dropout``; about half its cost forward and
+    backward on CPU, where drawing one float per element dominates. Seeded and checkpointed
+    with the rest of torch's RNG state."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+        self.threshold = int(round(p * 65536)) - 32768  # P(int16 < threshold) = round(p * 65536) / 65536
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        n = x.numel()
+        bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
+        keep = bits.view(torch.int16)[:n].view(x.shape) >= self.threshold
+        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - (self.threshold + 32768) / 65536))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     return -torch.nn.functional.logsigmoid(pos - neg).mean()
 
