@@ -6,7 +6,8 @@ write their own outputs (run records), so a backend only moves small results bac
 
 - ``local``: a process pool sized to the machine (``spawn``: no fork after OpenMP/CUDA
   start), by default one single-threaded worker per core; with fewer workers each runs
-  ``cores // workers`` torch threads, so workers x threads never exceeds the cores. One worker means the jobs run here, in this process.
+  ``cores // workers`` torch threads, so workers x threads never exceeds the cores. One
+  worker means the jobs run here, in this process.
 - ``ray``: one Ray task per job (``pip install 'mmbench[ray]'``); ``address`` joins a
   cluster (results must then be on a shared file system), else a local instance bound to
   127.0.0.1 without dashboard. Each task asks for one GPU when ``device`` is CUDA.

@@ -157,7 +157,8 @@ class _Job:
         if env.get("device") != self.device or env.get("threads") != _threads() \
                 or rec["model"].get("params_hash") != self.params_hash or rec.get("seed") != self.seed:
             return None
-        return {"name": search.name, "checkpoint": ckpt, "seconds_per_epoch": rec["fit"].get("seconds_per_epoch")}
+        return {"name": search.name, "checkpoint": ckpt,
+                "seconds_per_epoch": (rec.get("fit") or {}).get("seconds_per_epoch")}
 
     @property
     def task(self) -> str:

@@ -23,7 +23,8 @@ from .base import Recommender, declared_modalities, model_params
 from .params import Param
 
 _LAZY = {
-    "TorchRecommender": "torch_base", "ParameterCache": "torch_base", "FastDropout": "torch_base", "bpr_loss": "torch_base", "l2": "torch_base",
+    "TorchRecommender": "torch_base", "ParameterCache": "torch_base", "FastDropout": "torch_base",
+    "bpr_loss": "torch_base", "l2": "torch_base",
     "FitContext": "training", "FitResult": "training", "fit_loop": "training", "resolve_device": "training",
     "seed_everything": "training", "NegativeSampler": "training",
     "ContentRecommender": "content", "RatingTask": "content", "UserDotItem": "content",

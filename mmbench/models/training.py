@@ -27,8 +27,8 @@ def deterministic_kernels() -> None:
 
     Deterministic mode also fills every new tensor with NaN
     (``torch.utils.deterministic.fill_uninitialized_memory``), only to expose kernels that
-    read memory before writing it; no kernel the models use does (every model's numbers are
-    bit-identical without the fill, ``tests/models/test_training.py``), and the fill is one
+    read memory before writing it; no kernel the models use does (a model's trained bits are
+    the same without the fill: ``tests/models/test_training.py``), and the fill is one
     extra pass over every allocation: 8-16% of a training step here. It is turned off."""
     if "torch._inductor.config" in sys.modules or not hasattr(torch._C, "_set_deterministic_algorithms"):
         torch.use_deterministic_algorithms(True, warn_only=True)

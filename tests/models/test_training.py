@@ -219,3 +219,34 @@ def test_same_negatives_as_rechecking_the_whole_batch():
         b = _whole_batch_sampler(s, users, torch.Generator().manual_seed(seed), tries=3)
         assert torch.equal(a, b), seed
         assert not s.is_positive(users, a).any()
+
+
+@pytest.mark.parametrize("name", ["bpr", "lightgcn", "late-fusion", "tensor-fusion"])
+def test_training_without_the_nan_fill_of_new_tensors_gives_the_same_bits(name, monkeypatch):
+    """Deterministic mode's NaN fill of new tensors only exposes kernels that read memory before
+    writing it: the models train to the same parameters, bit for bit, with and without it."""
+    import mmbench.models.training as T
+    from mmbench.check import check_dataset, temporary_home
+    from mmbench.runner import ModelSpec, dataset_features
+
+    def fit():
+        spec = ModelSpec.resolve(name)
+        model = spec.cls(**spec.params({"epochs": 2, "batch_size": 64}))
+        model.fit(ds.train_data(), dataset_features(spec.cls, ds, None), seed=0)
+        return {k: v.clone() for k, v in model.module_.state_dict().items()}
+
+    with temporary_home():
+        ds = check_dataset()
+        plain = fit()
+        assert torch.utils.deterministic.fill_uninitialized_memory is False
+        orig = T.deterministic_kernels
+
+        def with_fill():
+            orig()
+            torch.utils.deterministic.fill_uninitialized_memory = True
+
+        monkeypatch.setattr(T, "deterministic_kernels", with_fill)
+        filled = fit()
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    assert plain.keys() == filled.keys()
+    assert all(torch.equal(plain[k], filled[k]) for k in plain)
