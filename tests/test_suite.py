@@ -298,3 +298,22 @@ def test_the_chosen_configurations_seed_run_reuses_its_search_training_bit_for_b
 
     row = lbm.build(suite, root).rows[0]
     assert row.fit_s == pytest.approx((search["timing"]["fit_s"] + rec1["timing"]["fit_s"]) / 2)
+
+
+def _committed_suite_files():
+    from .conftest import ROOT
+
+    return sorted(f"{p.parent.name}/{p.name}" for p in (ROOT / "leaderboards").glob("*/suite*.toml"))
+
+
+@pytest.mark.parametrize("suite_file", _committed_suite_files())
+def test_every_committed_suite_loads_and_every_configuration_is_allowed(suite_file):
+    """Each committed suite (the demo's ml100k-quick included) is valid under its rules, and every
+    configuration it may run lies inside its models' declared parameters, before anything runs."""
+    from mmbench.suite.plan import check_models
+
+    from .conftest import ROOT
+
+    suite = load_suite(ROOT / "leaderboards" / suite_file)
+    check_models(suite)
+    assert suite.models and suite.seeds
