@@ -121,6 +121,24 @@ def _zoo_table(sec: dict) -> list[str]:
     return lines + [_zoo_row(r) for r in sec["models"]] + [""]
 
 
+def _jobs_table(sec: dict) -> list[str]:
+    n = sec["cores"]
+    lines = ["## One job on every core, or one single-threaded job per core", "",
+             f"`{sec['command']}` (wall time of the whole command, median of {sec['reps']} interleaved rounds, "
+             f"{n} cores): one run on {n} threads, one run on one thread, and {n} single-threaded runs side by "
+             f"side (what `suite run`'s workers do by default). Throughput = {n} x (one run on {n} threads) / "
+             f"({n} runs side by side): the work per second one thread per job gets out of the cores, against "
+             f"threads inside one job. Load average before: {_load(sec['load_before'])}; after: "
+             f"{_load(sec['load_after'])}.", "",
+             f"| model | one run, {n} threads: s | one run, 1 thread: s | {n} runs side by side: s | throughput |",
+             "|---|---|---|---|---|"]
+    for r in sec["rows"]:
+        m = r["median_s"]
+        lines.append(f"| {r['model']} | {m['all_threads']:.1f} | {m['one_thread']:.1f} | {m['side_by_side']:.1f} | "
+                     f"x{r['throughput']:.2f} |")
+    return lines + [""]
+
+
 def _threads_table(sec: dict) -> list[str]:
     rows = {(r["policy"], r["busy"]): r for r in sec["rows"]}
     policies = list(dict.fromkeys(r["policy"] for r in sec["rows"]))
@@ -209,6 +227,8 @@ def render(res: dict) -> str:
                 out += [f"### {key}: failed ({secs[key].get('error')})", ""]
     if "threads" in secs and "rows" in secs["threads"]:
         out += _threads_table(secs["threads"])
+    if "jobs" in secs and "rows" in secs["jobs"]:
+        out += _jobs_table(secs["jobs"])
     if "cli" in secs and "median_s" in secs["cli"]:
         c = secs["cli"]
         out += ["## Start-up", "", f"`{c['command']}`: median **{c['median_s']:.3f} s** over 10 runs "

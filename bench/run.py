@@ -38,7 +38,7 @@ SECTIONS = {
     "train": ["train-ml100k", "train-1m"],
     "cli": ["cli"],
     "zoo": ["zoo-ml100k", "zoo-lfm2k"],
-    "threads": ["threads"],
+    "threads": ["threads", "jobs"],
 }
 ELEC = (192_403, 63_001, 8.78)  # Amazon Electronics (MMRec's 5-core): users, items, interactions per user
 MID = (50_000, 20_000, 20.0)
@@ -146,6 +146,10 @@ def run_section(name: str, args) -> dict:
         import threadbench
 
         res = threadbench.compare(epochs=5 if args.quick else 20, reps=1 if args.quick else 2, log=log)
+    elif name == "jobs":
+        import threadbench
+
+        res = threadbench.jobs_or_threads(epochs=3 if args.quick else 10, reps=1 if args.quick else 2, log=log)
     else:
         res = section_cli(args)
     res["section_seconds"] = round(time.perf_counter() - t0, 1)

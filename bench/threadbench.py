@@ -50,3 +50,46 @@ def compare(*, epochs: int = 5, reps: int = 2, log=print) -> dict:
            for (name, busy), runs in rows.items()]
     return {"command": f"mmbench run -m bpr -d ml-100k -p epochs={epochs}", "reps": reps,
             "cores": len(os.sched_getaffinity(0)), "rows": out}
+
+
+#: the suite-worker question: one job on every core, or one single-threaded job per core
+JOB_MODELS = ("bpr", "lightgcn", "vbpr", "freedom")
+
+
+def _run_job(exe: str, model: str, epochs: int, threads: int, out: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS",)}
+    return subprocess.Popen([exe, "--threads", str(threads), "run", "-m", model, "-d", "ml-100k", "-p",
+                             f"epochs={epochs}", "-p", f"patience={epochs}", "--results", out],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def jobs_or_threads(*, epochs: int = 10, reps: int = 2, log=print) -> dict:
+    """Per model: the wall time of one ``mmbench run`` on every core (``--threads N``), of one
+    on one thread, and of N single-threaded runs side by side (what ``suite run``'s workers
+    do); 'throughput' = N x (one job on N threads) / (N jobs side by side): how much more work
+    per second one thread per job gets out of the cores."""
+    exe = str(Path(sys.executable).with_name("mmbench"))
+    subprocess.run([exe, "prepare", "ml-100k"], check=True, capture_output=True)
+    subprocess.run([exe, "features", "build-defaults", "-d", "ml-100k"], check=True, capture_output=True)
+    n = len(os.sched_getaffinity(0))
+    rows = []
+    for model in JOB_MODELS:
+        times = {"all_threads": [], "one_thread": [], "side_by_side": []}
+        for _ in range(reps):
+            for kind in times:
+                with tempfile.TemporaryDirectory(prefix="mmbench-jobs-") as out:
+                    t = time.perf_counter()
+                    if kind == "side_by_side":
+                        procs = [_run_job(exe, model, epochs, 1, f"{out}/{k}") for k in range(n)]
+                    else:
+                        procs = [_run_job(exe, model, epochs, n if kind == "all_threads" else 1, out)]
+                    for p in procs:
+                        if p.wait() != 0:
+                            raise RuntimeError(p.stderr.read().decode()[-500:])
+                    times[kind].append(round(time.perf_counter() - t, 2))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows.append({"model": model, "runs": times, "median_s": med,
+                     "throughput": round(n * med["all_threads"] / med["side_by_side"], 2)})
+        log(f"  {model}: {med} throughput x{rows[-1]['throughput']}")
+    return {"command": f"mmbench run -m MODEL -d ml-100k -p epochs={epochs} -p patience={epochs}", "cores": n,
+            "reps": reps, "rows": rows}
