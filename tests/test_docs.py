@@ -1,4 +1,5 @@
-"""The worked examples of docs/architecture.md run and do what the page says."""
+"""The worked examples of docs/architecture.md run and do what the page says; every test the docs
+name (``tests/...py::test_name``) exists."""
 import re
 
 import numpy as np
@@ -75,3 +76,57 @@ def test_the_card_example_is_a_valid_card(tmp_path):
     path.write_text(toml.replace('format = "pairs"', 'format = "recbole"').replace('"..."', '"' + "0" * 64 + '"'))
     card = load_card(path)
     assert (card.name, card.split["method"]) == ("my-data", "random_ratio")
+
+
+# --- docs/reliability.md names, for each guarantee, the test that proves it: those names stay true ---
+
+REFERENCE_DOCS = ("reliability.md", "leaderboards.md", "architecture.md")
+_REF = re.compile(r"((?:tests|mmbench)/[\w/]*\.py)?::(\w[\w.*]*)|((?:tests|mmbench)/[\w/]*\.py)")
+
+
+def _references(doc: str) -> list[tuple[int, str, str | None]]:
+    """(line, path, name) for every `` `path` `` and `` `path::name` `` (in code spans) of
+    ``docs/<doc>``. A ``::name`` without a path belongs to the last path named before it in the
+    same table cell (or line), else to the last one in the same column of the table's rows
+    above (a row may start with ``::name`` under its neighbour's file); a parametrize id
+    (``::test_x[case]``) is read as ``test_x``."""
+    refs, column_paths = [], {}
+    for lineno, line in enumerate((ROOT / "docs" / doc).read_text().splitlines(), 1):
+        if not line.startswith("|"):
+            column_paths = {}  # a new table (or none)
+        for col, cell in enumerate(line.split("|")):
+            path = None
+            for span in re.findall(r"`([^`]*)`", cell):
+                for m in _REF.finditer(span):
+                    named, name, alone = m.groups()
+                    if named or alone:
+                        path = column_paths[col] = named or alone
+                    refs.append((lineno, path or column_paths.get(col, "(no path before it)"), name))
+    return refs
+
+
+def _defines(source: str, name: str, test_file: bool) -> bool:
+    """``source`` defines ``name`` (a test function in a test file; else each dotted part as a
+    def or class); ``*`` matches any characters."""
+    parts = [name] if test_file else name.split(".")
+    for part in parts:
+        pattern = re.escape(part).replace(r"\*", r"\w*")
+        kinds = r"(?:async\s+)?def" if test_file else r"(?:(?:async\s+)?def|class)"
+        if not re.search(rf"^\s*{kinds}\s+{pattern}\b", source, flags=re.M):
+            return False
+    return not test_file or name.startswith("test")
+
+
+@pytest.mark.parametrize("doc", REFERENCE_DOCS)
+def test_every_test_the_docs_name_exists(doc):
+    refs = _references(doc)
+    if doc == "reliability.md":
+        assert len(refs) > 50, "the parser found too few references: has the page's format changed?"
+    stale = []
+    for lineno, path, name in refs:
+        file = ROOT / path
+        if not file.is_file():
+            stale.append(f"docs/{doc}:{lineno}: {path}{'::' + name if name else ''}: no such file")
+        elif name and not _defines(file.read_text(), name, path.startswith("tests/")):
+            stale.append(f"docs/{doc}:{lineno}: {path}::{name}: {path} does not define it")
+    assert not stale, "\n".join(stale)
