@@ -4,6 +4,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from mmbench import threads as T
+
 from .conftest import run_cli
 
 PROBE = ("import os, mmbench, torch; from mmbench.threads import configure; n = configure({arg}); "
@@ -19,7 +23,7 @@ def _probe(arg="None", **env):
 
 
 def test_passive_waiting_and_usable_cores_unless_the_user_chose():
-    cores = str(len(os.sched_getaffinity(0)))
+    cores = str(T.usable_cores())
     assert _probe() == ["PASSIVE", cores, cores, cores]
     assert _probe(OMP_WAIT_POLICY="ACTIVE", OMP_NUM_THREADS="1") == ["ACTIVE", "1", "1", "1"]
     assert _probe("3", OMP_NUM_THREADS="1") == ["PASSIVE", "3", "3", "3"]  # an explicit count wins
@@ -35,3 +39,30 @@ def test_records_say_how_many_threads_and_which_wait_policy(tmp_path):
     assert (env["threads"], env["omp_wait_policy"]) == (2, "ACTIVE")
     bad = run_cli("--threads", "0", "run", "-m", "pop", "-d", "ml-100k", check=False)
     assert bad.returncode != 0 and "--threads" in bad.stderr
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"cpu.max": "200000 100000\n"}, 2),          # cgroup v2: docker --cpus=2
+    ({"cpu.max": "150000 100000\n"}, 2),          # 1.5 cores: two threads, not one
+    ({"cpu.max": "50000 100000\n"}, 1),
+    ({"cpu.max": "max 100000\n"}, None),          # no quota
+    ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3),  # cgroup v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({"cpu.max": "garbage\n"}, None),
+    ({}, None),                                   # no cgroup files at all
+])
+def test_cgroup_cpu_quota_in_whole_cores(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert T.cgroup_cpu_limit(str(tmp_path)) == expected
+
+
+def test_usable_cores_are_the_affinity_capped_by_the_quota(monkeypatch):
+    affinity = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(T, "cgroup_cpu_limit", lambda: 1)
+    assert T.usable_cores() == 1
+    monkeypatch.setattr(T, "cgroup_cpu_limit", lambda: affinity + 5)
+    assert T.usable_cores() == affinity
+    monkeypatch.setattr(T, "cgroup_cpu_limit", lambda: None)
+    assert T.usable_cores() == affinity
