@@ -1,6 +1,7 @@
 """Tiny datasets made inside the tests (no downloads)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -58,3 +59,29 @@ def planted_rows(n_users=60, n_items=40, per_user=12, seed=0, dim=4):
             rating = float(np.clip(np.round(3 + bu[u] + bi[i] + 0.5 * (s[i] - s[top].mean()) / scale), 1, 5))
             rows.append((f"u{u}", f"i{i}", rating, 1000 + t))
     return rows
+
+
+def fail_os_call(monkeypatch, call: str, code: int) -> None:
+    """Make ``os.<call>`` fail as the kernel would, with errno ``code``, its text and the file it
+    names: ``open`` (only of a ``.tmp`` file: the temp beside a target), ``fsync``, ``replace``
+    or ``mkdir``. Tests run as root, where chmod cannot provoke EACCES, nor a mount EROFS."""
+    real = getattr(os, call)
+
+    def err(name=None):
+        return OSError(code, os.strerror(code), *([name] if name is not None else []))
+
+    if call == "open":  # creating the temp file beside the target (other opens pass)
+        def fake(path, *a, **k):
+            if str(path).endswith(".tmp"):
+                raise err(path)
+            return real(path, *a, **k)
+    elif call == "fsync":  # writing it out (a full disk or quota shows here)
+        def fake(fd):
+            raise err()
+    elif call == "replace":  # renaming it over the target
+        def fake(src, dst, **k):
+            raise OSError(code, os.strerror(code), src, None, dst)
+    else:  # "mkdir": creating the target's folder
+        def fake(path, *a, **k):
+            raise err(path)
+    monkeypatch.setattr(os, call, fake)

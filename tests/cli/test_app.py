@@ -1,10 +1,15 @@
 """The command group's last resort: whatever escapes a command is still one line and a non-zero exit."""
+import errno
+import os
+
 import click
 import pytest
 from click.testing import CliRunner
 
 from mmbench.cli.app import Group, parse_params
 from mmbench.errors import MMBenchError
+
+from ..helpers import fail_os_call, planted_rows, write_card, write_inter
 
 
 def _group(exc):
@@ -54,3 +59,25 @@ def test_param_parser_refuses(pair):
     with pytest.raises(MMBenchError) as e:
         parse_params((pair,))
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EROFS], ids=errno.errorcode.get)
+@pytest.mark.parametrize("call", ["mkdir", "open", "replace"])
+def test_an_unwritable_or_read_only_data_home_is_one_line(tmp_path, cards_dir, monkeypatch, call, code):
+    """`mmbench prepare` where the data home may not be written (permission denied, read-only; as
+    root only simulated: helpers.fail_os_call): one `error:` line naming the data home with the
+    errno's text, a non-zero exit, no traceback; no prepared dataset, staging folder or temp left."""
+    from mmbench.cli import main
+
+    write_inter(tmp_path / "d" / "toy.inter", planted_rows(n_users=40, n_items=30, per_user=8))
+    write_card(cards_dir, "toy", tmp_path / "d")
+    home = tmp_path / "home"
+    fail_os_call(monkeypatch, call, code)
+    r = CliRunner().invoke(main, ["prepare", "toy"], env={"MMBENCH_TRACEBACK": None})
+    monkeypatch.undo()
+    lines = r.stderr.splitlines()
+    assert r.exit_code not in (0, None) and isinstance(r.exception, SystemExit), r.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"error: {home}"), r.stderr
+    assert f"cannot write: {os.strerror(code)}; choose a" in lines[0] and "Traceback" not in r.output, r.stderr
+    left = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file() or ".incomplete" in p.name)
+    assert all(p.endswith(".lock") for p in left), left  # the lock files only (empty, as after any run)
