@@ -60,6 +60,30 @@ def test_tampered_split_is_detected(tmp_path, cards_dir):
     assert again.fingerprint == ds.fingerprint
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_a_folder_without_a_manifest_is_never_replaced(tmp_path, cards_dir, force):
+    """prepare replaces a prepared folder (one with manifest.json, which only mmbench writes) and
+    nothing else: a folder of someone else's files at the target is refused, --force or not, its
+    files kept, no staging or `.old` folder left; a real prepared folder is replaced cleanly."""
+    write_inter(tmp_path / "d" / "toy.inter", planted_rows())
+    write_card(cards_dir, "toy", tmp_path / "d")
+    out = prepare(find_card("toy")).path
+    for p in out.iterdir():
+        p.unlink()
+    (out / "notes.md").write_text("mine")
+    with pytest.raises(DataError, match=r"exists but is not a prepared dataset \(no manifest\.json\); refusing to "
+                                        r"replace it; move it away and rerun") as e:
+        prepare(find_card("toy"), force=force)
+    assert str(e.value).startswith(str(out))
+    assert [p.name for p in out.iterdir()] == ["notes.md"] and (out / "notes.md").read_text() == "mine"
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name, out.name + ".lock"]
+    (out / "notes.md").unlink()
+    (out / "manifest.json").write_text("{}")  # a (broken) prepared folder: rebuilt in place
+    again = prepare(find_card("toy"), force=force)
+    assert again.path == out and (out / "label.npy").is_file()
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name, out.name + ".lock"]
+
+
 def test_min_rating_keeps_only_positives(tmp_path, cards_dir):
     rows = [(f"u{u}", f"i{i}", 1 + (u + i) % 5, i) for u in range(10) for i in range(10)]
     write_inter(tmp_path / "d" / "r.inter", rows)
