@@ -210,10 +210,12 @@ class _Job:
         rec["metrics"] = {s: {k: round(float(v), 8) for k, v in sorted(m.items())} for s, m in metrics.items()}
         rec["fit"] = fit_summary(model, valid_metric)
         if self.reused is not None:  # trained once, by the search run: say so, with its time per epoch
+            rec["fit"].pop("resumed_from", None), rec["fit"].pop("resumed_s", None)  # that is the reuse
             rec["fit"]["reused"] = self.reused["name"]
             rec["fit"]["seconds_per_epoch"] = self.reused["seconds_per_epoch"]
-        rec["timing"] = {"fit_s": round(t_fit, 3), "eval_s": round(t_eval, 3),
-                         "total_s": round(time.perf_counter() - t0, 3)}
+        earlier = rec["fit"].get("resumed_s", 0.0) if self.reused is None else 0.0  # a killed run's time before
+        rec["timing"] = {"fit_s": round(t_fit + earlier, 3), "eval_s": round(t_eval, 3),  # its last checkpoint
+                         "total_s": round(time.perf_counter() - t0 + earlier, 3)}
         rec["env"]["load"] = [rec["env"]["load"][0], load_average()]  # the machine's load at start and end
         write_record(self.path, rec, per_user)
         if self.stage != "search":  # a search run's last checkpoint is the chosen final's seed run, trained
@@ -304,5 +306,7 @@ def fit_summary(model, valid_metric: str) -> dict:
     info = dict(getattr(model, "fit_info_", {}) or {})
     out = {k: info.get(k) for k in ("best_epoch", "epochs_run", "best_valid", "seconds_per_epoch")}
     out["valid_metric"] = valid_metric
+    if info.get("resumed_from"):  # continued from a checkpoint: from which epoch, after how many seconds
+        out["resumed_from"], out["resumed_s"] = info["resumed_from"], info.get("resumed_s", 0.0)
     out["history"] = info.get("history", [])
     return out

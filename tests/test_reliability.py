@@ -61,6 +61,8 @@ def test_resume_after_sigkill_gives_identical_metrics(tmp_path, toy_env):
     rec = read_record(next(res.rglob("seed0.json")))
     assert rec["metrics"] == ref_rec["metrics"]
     assert rec["fit"]["history"] == ref_rec["fit"]["history"]
+    assert rec["fit"]["resumed_from"] >= 1 and rec["fit"]["resumed_s"] > 0  # the killed process's training
+    assert rec["timing"]["fit_s"] > rec["fit"]["resumed_s"]  # counted in the record's fit time
     assert not list(res.rglob("*.ckpt")), "the checkpoint is removed once the record is written"
     assert "done" in out.stdout
 

@@ -137,11 +137,12 @@ class FitResult:
     history: list = field(default_factory=list)
     seconds_per_epoch: float = 0.0
     resumed_from: int | None = None
+    resumed_s: float = 0.0  # the loop's seconds before the checkpoint it resumed from (earlier processes)
 
     def as_dict(self) -> dict:
         return {"best_epoch": self.best_epoch, "epochs_run": self.epochs_run, "best_valid": self.best_valid,
                 "seconds_per_epoch": round(self.seconds_per_epoch, 6), "resumed_from": self.resumed_from,
-                "history": self.history}
+                "resumed_s": round(self.resumed_s, 3), "history": self.history}
 
 
 class EarlyStopping:
@@ -244,9 +245,9 @@ class LoopState:
     result: FitResult
     generator: torch.Generator | None
 
-    def save(self, path: Path, key: str, epoch: int, stopped: bool) -> None:
+    def save(self, path: Path, key: str, epoch: int, stopped: bool, elapsed_s: float = 0.0) -> None:
         save_checkpoint(path, {
-            "key": key, "epoch": epoch, "stopped": stopped, "module": self.module.state_dict(),
+            "key": key, "epoch": epoch, "stopped": stopped, "elapsed_s": elapsed_s, "module": self.module.state_dict(),
             "optim": self.opt.state_dict() if self.opt is not None else {}, **self.early.state(),
             "history": self.result.history, "torch_rng": torch.get_rng_state(),
             "generator": self.generator.get_state() if self.generator is not None else torch.ByteTensor(),
@@ -261,6 +262,7 @@ class LoopState:
         self.result.best_epoch, self.result.best_valid = state["best_epoch"], state["best_valid"]
         self.result.history = list(state["history"])
         self.result.resumed_from = state["epoch"]
+        self.result.resumed_s = float(state.get("elapsed_s", 0.0))  # 0 for a checkpoint written before it was kept
         torch.set_rng_state(state["torch_rng"])
         if self.generator is not None:
             self.generator.set_state(state["generator"])
@@ -320,7 +322,7 @@ def fit_loop(model, module: torch.nn.Module, batches: Callable[[int], Iterable],
     validate = ctx.validate
     st = LoopState(module, make_optimizer(optimizer, module, lr, weight_decay),
                    EarlyStopping(patience, ctx.higher_is_better), FitResult(), generator)
-    start = 1
+    start, t_loop = 1, time.perf_counter()
     if ctx.checkpoint is not None and ctx.resume:
         saved = load_checkpoint(ctx.checkpoint, ctx.checkpoint_key)
         if saved is not None:
@@ -346,7 +348,7 @@ def fit_loop(model, module: torch.nn.Module, batches: Callable[[int], Iterable],
             bar.set_postfix(entry)
         stop = validate is not None and st.early.stop
         if ctx.checkpoint is not None:
-            st.save(ctx.checkpoint, ctx.checkpoint_key, epoch, stop)
+            st.save(ctx.checkpoint, ctx.checkpoint_key, epoch, stop, res.resumed_s + time.perf_counter() - t_loop)
         epoch = math.inf if stop else epoch + 1
     if bar is not None:
         bar.close()

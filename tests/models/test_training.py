@@ -81,6 +81,28 @@ def test_resume_from_a_checkpoint_continues_where_it_stopped(tmp_path):
     assert load_checkpoint(ckpt, "another job") is None and load_checkpoint(ckpt, "k")["epoch"] == 5
 
 
+def test_a_resumed_run_carries_the_seconds_before_its_checkpoint(tmp_path):
+    values = [0.1, 0.5, 0.4, 0.3, 0.2, 0.9]
+    ckpt = tmp_path / "c.ckpt"
+    from mmbench.models.training import load_checkpoint
+
+    _toy_loop(values, patience=3, epochs=3, checkpoint=ckpt)  # "killed" after epoch 3
+    before = load_checkpoint(ckpt, "k")["elapsed_s"]
+    assert before > 0
+    res, _ = _toy_loop(values, patience=3, checkpoint=ckpt, resume=True)
+    assert res.resumed_from == 3 and res.resumed_s == before  # what the earlier process spent
+    assert load_checkpoint(ckpt, "k")["elapsed_s"] > before  # and the total goes on from there
+    from mmbench.models.training import save_checkpoint
+
+    old = tmp_path / "old.ckpt"
+    _toy_loop(values, patience=3, epochs=3, checkpoint=old)
+    state = load_checkpoint(old, "k")
+    del state["elapsed_s"]  # a checkpoint written before the field existed resumes as 0 s
+    save_checkpoint(old, state)
+    res, _ = _toy_loop(values, patience=3, checkpoint=old, resume=True)
+    assert res.resumed_from == 3 and res.resumed_s == 0.0
+
+
 def test_parameter_cache_follows_in_place_updates_and_restores():
     lin = torch.nn.Linear(3, 2)
     calls = []
