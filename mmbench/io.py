@@ -35,8 +35,15 @@ _HINTS = {errno.ENOSPC: "free some space (or point MMBENCH_HOME / --results else
 
 def storage_error(e: OSError, path: str | os.PathLike, action: str = "write") -> StorageError:
     """One line for an OS-level failure on ``path``: what failed and, where it helps, what to do."""
-    return StorageError(f"cannot {action}: {e.strerror or e}", where=str(getattr(e, "filename", None) or path),
-                        hint=_HINTS.get(e.errno))
+    named = getattr(e, "filename", None)
+    if named is not None and _is_own_temp(Path(os.fsdecode(named)), Path(path)):
+        named = None  # our hidden temp file (removed by now): the user asked for ``path``
+    return StorageError(f"cannot {action}: {e.strerror or e}", where=str(named or path), hint=_HINTS.get(e.errno))
+
+
+def _is_own_temp(named: Path, path: Path) -> bool:
+    """Whether ``named`` is a temp file that :func:`atomic_open` makes for ``path``."""
+    return named.parent == path.parent and named.name.startswith(_temp_prefix(path)) and named.name.endswith(".tmp")
 
 
 @contextlib.contextmanager

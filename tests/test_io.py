@@ -87,8 +87,6 @@ def test_every_os_failure_is_one_storage_line_and_leaves_the_target_untouched(tm
         assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["t.txt"]
 
 
-@pytest.mark.xfail(strict=True, reason="storage_error names e.filename, which for mkstemp's open and for os.replace "
-                                       "is the hidden temp file (removed by then), not the target")
 @pytest.mark.parametrize("code", [errno.EACCES, errno.EROFS], ids=errno.errorcode.get)
 @pytest.mark.parametrize("call", ["open", "replace"])
 def test_a_failure_on_the_temp_file_names_the_target(tmp_path, monkeypatch, call, code):
