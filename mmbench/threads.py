@@ -5,8 +5,9 @@ With OpenMP's default spin-waiting, a torch job on a machine busier than its cor
 asks OpenMP for *passive* waiting unless the user chose a policy (``OMP_WAIT_POLICY``, set
 at ``import mmbench``, before torch starts its thread pool), and runs as many intra-op
 threads as the cores this process may use (its CPU affinity, capped by its cgroup's CPU
-quota), unless the user set ``OMP_NUM_THREADS``, ``MMBENCH_THREADS`` or ``mmbench --threads``. Both end up in every run
-record (``env.threads``, ``env.omp_wait_policy``). Nothing here imports torch.
+quota), unless the user set ``OMP_NUM_THREADS``, ``MMBENCH_THREADS`` or ``mmbench
+--threads``. Both end up in every run record (``env.threads``, ``env.omp_wait_policy``).
+Nothing here imports torch.
 """
 from __future__ import annotations
 
