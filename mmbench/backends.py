@@ -33,10 +33,10 @@ _ENV_KEYS = ("MMBENCH_HOME", "MMBENCH_CARDS", "MMBENCH_MIRROR", "NUMBA_CACHE_DIR
 def pool_size(n_jobs: int, workers: int | None = None, device: str = "cpu") -> tuple[int, int]:
     """(workers, torch threads per worker). Default: one single-threaded worker per core, at
     most one per job; a single worker on CUDA (the jobs share the device). The models of the
-    boards are small: with passive waiting one thread trains them as fast as two or faster
-    (ml-100k, s/epoch on 1 vs 2 threads: BPR 0.09 vs 0.18, LightGCN 0.90 vs 1.33, FREEDOM
-    1.06 vs 1.35, VBPR 0.45 vs 0.56, transformer fusion 7.2 vs 7.2; bench/README.md), so
-    two jobs side by side do about twice the work of one job on both cores."""
+    boards are small: with passive waiting one thread trains them as fast as two or faster,
+    so two single-threaded jobs side by side do 2.2-2.7x the work of one job on both cores
+    (``mmbench run`` of 10 epochs on ml-100k, 2 cores, quiet: BPR 2.21x, LightGCN 2.67x,
+    VBPR 2.20x, FREEDOM 2.19x; bench/README.md, "One job on every core")."""
     if workers is not None and workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     n = usable_cores()
