@@ -213,8 +213,8 @@ class _Job:
             rec["fit"].pop("resumed_from", None), rec["fit"].pop("resumed_s", None)  # that is the reuse
             rec["fit"]["reused"] = self.reused["name"]
             rec["fit"]["seconds_per_epoch"] = self.reused["seconds_per_epoch"]
-        earlier = rec["fit"].get("resumed_s", 0.0) if self.reused is None else 0.0  # a killed run's time before
-        rec["timing"] = {"fit_s": round(t_fit + earlier, 3), "eval_s": round(t_eval, 3),  # its last checkpoint
+        earlier = rec["fit"].get("resumed_s", 0.0)  # a killed run's time before its last checkpoint (0 if reused)
+        rec["timing"] = {"fit_s": round(t_fit + earlier, 3), "eval_s": round(t_eval, 3),
                          "total_s": round(time.perf_counter() - t0 + earlier, 3)}
         rec["env"]["load"] = [rec["env"]["load"][0], load_average()]  # the machine's load at start and end
         write_record(self.path, rec, per_user)
