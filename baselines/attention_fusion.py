@@ -19,11 +19,13 @@ class _AttentionFusion(UserDotItem, nn.Module):
     cross variant, out of the cross-modal attention; an item with no content at all falls
     back to attending over the learned per-key missing embeddings. ``missing="embed"`` keeps
     the learned missing embedding as the key's value and lets it be attended to.
+    ``missing="impute"`` imputes it from the item's other modalities (k-NN by each other
+    key) and attends to it as content.
     """
 
     def __init__(self, features, n_users, n_items, dim, att_dim, variant, heads, missing, use_id, dropout):
         super().__init__()
-        self.proj = ModalityProjector(features, dim, dropout=dropout)
+        self.proj = ModalityProjector(features, dim, dropout=dropout, impute=missing == "impute")
         self.variant = variant
         self.missing_mode = missing
         self.user = init_embedding(n_users, dim)
@@ -75,7 +77,9 @@ class AttentionFusion(ContentRecommender):
     attention_dim = Param(32, ge=1, help="hidden size of the additive attention")
     variant = Param("additive", choices=("additive", "cross"), help="cross: cross-modal attention before pooling")
     heads = Param(2, ge=1, help="heads of the cross-modal attention (must divide embedding_dim)")
-    missing = Param("drop", choices=MISSING_MODES, help="a missing row: weight 0 (drop) or a learned vector (embed)")
+    missing = Param("drop", choices=MISSING_MODES,
+                    help="a missing row: weight 0 (drop), a learned vector (embed) or imputed "
+                         "from the item's other modalities (impute)")
     use_id = Param(True, help="add the item's ID embedding to its pooled content")
     dropout = Param(0.0, ge=0.0, lt=1.0, help="dropout on the features before projection")
 

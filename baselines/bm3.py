@@ -54,7 +54,8 @@ class BM3(ContentFeatures, CachedEmbeddings, TorchRecommender, epochs=1000, pati
     """
 
     # how a missing feature row is treated (mmbench.robustness)
-    missing_rows = "dropped (never content; left out of the alignment terms)"
+    missing_rows = ("dropped (never content; left out of the alignment terms); its scores read no content, so a "
+                    "modality removed at test time changes nothing")
 
     paper = "Zhou et al., WWW 2023"
     requires_any = CONTENT_MODALITIES

@@ -1,6 +1,10 @@
 """FREEDOM: a frozen item-item kNN graph from content plus a degree-pruned user-item graph."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -101,11 +105,35 @@ class FREEDOM(ContentFeatures, CachedEmbeddings, TorchRecommender, epochs=1000, 
             raise ConfigError(f"freedom: feat_dim ({feat_dim}) must equal embedding_dim ({self.embedding_dim})",
                               hint="leave feat_dim unset: it follows embedding_dim")
         features = self.content_features(data, features)
+        self.graph_features_ = features  # what the frozen item graph is built from (see drop_modality)
         self.edges_ = unique_edges(data.user, data.item, data.n_items, device=self.device_)
         self.adj_ = bipartite_adjacency(*self.edges_, data.n_users, data.n_items)
         self.mm_adj_ = self.item_graph(features, data.n_items)
         self.train_adj_ = self.adj_
         return _Freedom(data.n_users, data.n_items, self.embedding_dim, features, feat_dim)
+
+    @contextlib.contextmanager
+    def drop_modality(self, key: str, items=None):
+        """Within the block the frozen item-item graph is the one built before training from
+        features where ``key`` is missing for ``items`` (None = every item): those items get
+        no kNN edges in that key's graph, are no item's neighbour there, and take their
+        neighbours from the other keys (weights renormalised), exactly as a row missing in
+        the store would. Scoring reads content only through that graph (the projections
+        serve the auxiliary losses), so nothing else changes."""
+        if key not in self.graph_features_:
+            raise ConfigError(f"cannot drop feature {key!r}: the model reads {sorted(self.graph_features_)}",
+                              where="drop_modality")
+        before_features, before_adj = self.graph_features_, self.mm_adj_
+        mask = before_features[key].mask.copy()
+        mask[slice(None) if items is None else np.asarray(items)] = False
+        self.graph_features_ = {**before_features, key: dataclasses.replace(before_features[key], mask=mask)}
+        try:
+            self.mm_adj_ = self.item_graph(self.graph_features_, self.n_items_)
+            self.embedding_cache_.clear()
+            yield
+        finally:
+            self.graph_features_, self.mm_adj_ = before_features, before_adj
+            self.embedding_cache_.clear()
 
     def batches(self, data, epoch):
         if self.dropout > 0:

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmbench.models import (MISSING_MODES, ContentRecommender, ModalityProjector, Param, RatingTask, UserDotItem,
-                            init_embedding, register_content)
+from mmbench.models import (MISSING_MODES, ContentRecommender, ModalityProjector, NeighbourImputer, Param, RatingTask,
+                            UserDotItem, content_inputs, init_embedding, register_content)
 
 #: ranx fusion methods that need no training data (the model never sees validation labels)
 RANK_FUSION_METHODS = ("rrf", "isr", "log_isr", "logn_isr", "sum", "max", "min", "med", "anz", "mnz", "gmnz",
@@ -25,8 +25,10 @@ class ContentInput(nn.Module):
     """Every key's features side by side (as the model preprocessed them: its ``features``
     parameter), plus one presence flag per key.
 
-    A missing row is replaced by a learned vector of that key (``missing="embed"``) or left
-    at zero (``"drop"``); either way the flags tell the next layer what was absent.
+    A missing row is replaced by a learned vector of that key (``missing="embed"``), left
+    at zero (``"drop"``) or imputed from the item's other modalities (``"impute"``:
+    :class:`~mmbench.models.NeighbourImputer`; the flag then says present, and a row with
+    nothing to impute from stays zero); the flags tell the next layer what is absent.
     """
 
     def __init__(self, features: dict, missing: str = "embed"):
@@ -38,11 +40,12 @@ class ContentInput(nn.Module):
         self.missing = nn.ParameterList(
             [nn.Parameter(torch.zeros(features[k].dim)) for k in self.keys] if missing == "embed" else [])
         self.dim = sum(features[k].dim for k in self.keys) + len(self.keys)
+        self.imputer = NeighbourImputer() if missing == "impute" else None
 
     def forward(self, items=None):
         parts, flags = [], []
-        for j in range(len(self.keys)):
-            x, m = getattr(self, f"x{j}"), getattr(self, f"m{j}")
+        xs, ms = content_inputs(self, self.imputer)
+        for j, (x, m) in enumerate(zip(xs, ms)):
             if items is not None:
                 x, m = x[items], m[items]
             if self.missing_mode == "embed":
@@ -104,7 +107,7 @@ class _Scorers(nn.Module):
             self.early = _EarlyTower(features, n_items, dim, hidden, dropout, missing, use_id=False)
             self.names.append("early")
         if late:
-            self.proj = ModalityProjector(features, dim)
+            self.proj = ModalityProjector(features, dim, impute=missing == "impute")
             self.names.extend(sorted(features))
         if use_id:
             self.item_id = init_embedding(n_items, dim)
@@ -163,7 +166,9 @@ class EarlyFusion(ContentRecommender):
     hidden_dim = Param(256, ge=1, help="units of the item tower's hidden layer")
     dropout = Param(0.1, ge=0.0, lt=1.0, help="dropout in the item tower")
     use_id = Param(True, help="feed the item's ID embedding to the tower with its content")
-    missing = Param("embed", choices=MISSING_MODES, help="a missing row: a learned vector (embed) or zeros (drop)")
+    missing = Param("embed", choices=MISSING_MODES,
+                    help="a missing row: a learned vector (embed), zeros (drop) or imputed "
+                         "from the item's other modalities (impute)")
 
     def build_module(self, data, features):
         return _EarlyFusion(features, data.n_users, data.n_items, self.embedding_dim, self.hidden_dim,
@@ -185,7 +190,9 @@ class _FusionScoring:
 
     embedding_dim = Param(64, ge=1, help="size of each scorer's user and item vectors")
     use_id = Param(True, help="add an ID scorer (plain MF) to the content scorers")
-    missing = Param("drop", choices=MISSING_MODES, help="a missing row: scores 0 (drop) or a learned vector (embed)")
+    missing = Param("drop", choices=MISSING_MODES,
+                    help="a missing row: scores 0 (drop), a learned vector (embed) or imputed "
+                         "from the item's other modalities (impute)")
     rank_fusion = Param(None, type=str, choices=RANK_FUSION_METHODS, nullable=True,
                         help="fuse the scorers' rankings with this ranx method instead of summing scores")
     fusion_depth = Param(100, ge=1, help="items per scorer's ranking that rank fusion sees")
@@ -282,7 +289,8 @@ class LateFusion(_FusionScoring, ContentRecommender):
     """Late fusion: one scorer per modality feature (user embedding . affine projection of
     the item's content) and one ID scorer (MF), summed with learned weights (softmax, they
     average to 1; see ``fusion_weights()``), trained jointly with BPR. A missing content
-    row scores 0 in its scorer (``missing="drop"``) or uses a learned vector (``"embed"``).
+    row scores 0 in its scorer (``missing="drop"``), uses a learned vector (``"embed"``) or
+    is imputed from the item's other modalities (``"impute"``, k-NN by each other key).
 
     ``rank_fusion`` (e.g. ``"rrf"``, ``"wsum"``, ``"bordafuse"``; see
     ``RANK_FUSION_METHODS``) replaces score fusion at ranking time by rank-level fusion of

@@ -1,9 +1,13 @@
 """ItemKNN-CBF: item-based k-nearest neighbours on content similarity (no training)."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+
 import numpy as np
 import torch
 
+from mmbench.errors import ConfigError
 from mmbench.models import CONTENT_MODALITIES, ContentFeatures, Param, Recommender, resolve_device
 
 
@@ -57,14 +61,38 @@ class ItemKNNCBF(ContentFeatures, Recommender):
 
     def fit(self, data, features=None, *, seed: int = 0, device: str = "cpu", context=None):
         self.device_ = resolve_device(device)
-        x = torch.as_tensor(content_matrix(self.content_features(data, features or {})), device=self.device_)
-        self.sim_ = self._neighbours(x, min(int(self.k), max(data.n_items - 1, 1)))
+        self.content_ = self.content_features(data, features or {})
         self.n_items_ = data.n_items
+        self.sim_ = self.similarities(self.content_)
         indptr, indices = data.csr
         self.indptr_ = torch.as_tensor(indptr, device=self.device_)
         self.indices_ = torch.as_tensor(indices, device=self.device_)
         self.fit_info_ = {"best_epoch": 0, "epochs_run": 0}
         return self
+
+    def similarities(self, content: dict) -> torch.Tensor:
+        """The sparse kNN similarity matrix of the items' ``content`` (key -> ContentFeature)."""
+        x = torch.as_tensor(content_matrix(content), device=self.device_)
+        return self._neighbours(x, min(int(self.k), max(self.n_items_ - 1, 1)))
+
+    @contextlib.contextmanager
+    def drop_modality(self, key: str, items=None):
+        """Within the block the similarities are those of content where ``key`` is missing for
+        ``items`` (None = every item): the dropped items' cosines average the other keys, so
+        their neighbours change, and so do the scores of every item that had one of them as
+        a neighbour (nothing is trained: the model is its similarity matrix)."""
+        if key not in self.content_:
+            raise ConfigError(f"cannot drop feature {key!r}: the model reads {sorted(self.content_)}",
+                              where="drop_modality")
+        before_content, before_sim = self.content_, self.sim_
+        mask = before_content[key].mask.copy()
+        mask[slice(None) if items is None else np.asarray(items)] = False
+        self.content_ = {**before_content, key: dataclasses.replace(before_content[key], mask=mask)}
+        try:
+            self.sim_ = self.similarities(self.content_)
+            yield
+        finally:
+            self.content_, self.sim_ = before_content, before_sim
 
     def _neighbours(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """Sparse (n, n) COO: row i holds i's top-k positive similarities (itself excluded)."""

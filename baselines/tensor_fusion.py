@@ -22,7 +22,7 @@ def post_fusion(d_in: int, hidden: int, layers: int, d_out: int, dropout: float)
 class _TensorFusion(UserDotItem, nn.Module):
     def __init__(self, features, n_users, n_items, proj_dim, dim, hidden, layers, dropout, missing, use_id):
         super().__init__()
-        self.proj = ModalityProjector(features, proj_dim)
+        self.proj = ModalityProjector(features, proj_dim, impute=missing == "impute")
         self.missing_mode = missing
         self.user = init_embedding(n_users, dim)
         self.id = init_embedding(n_items, dim, 0.01) if use_id else None
@@ -63,7 +63,8 @@ class TensorFusion(ContentRecommender):
     on the synthetic data), the task is ranking, not sentiment regression, and the
     features are z-scored per column and kept fixed (``features``, ``finetune_features``:
     the benchmark's choice). A missing row is zero (``missing="drop"``: its modality drops
-    out of the product, leaving the other terms) or a learned vector (``"embed"``). Uses
+    out of the product, leaving the other terms), a learned vector (``"embed"``) or imputed
+    from the item's other modalities (``"impute"``, k-NN by each other key). Uses
     any non-empty subset of text/image/audio/video; the product width (proj_dim + 1) **
     n_keys must stay below 131,072.
     """
@@ -74,7 +75,9 @@ class TensorFusion(ContentRecommender):
     hidden_dim = Param(128, ge=1, help="units of each post-fusion layer")
     hidden_layers = Param(2, ge=1, help="ReLU layers of the post-fusion network (the paper's: 2)")
     dropout = Param(0.15, ge=0.0, lt=1.0, help="dropout on the fused tensor")
-    missing = Param("drop", choices=MISSING_MODES, help="a missing row: zero (drop) or a learned vector (embed)")
+    missing = Param("drop", choices=MISSING_MODES,
+                    help="a missing row: zero (drop), a learned vector (embed) or imputed from "
+                         "the item's other modalities (impute)")
     use_id = Param(True, help="add the item's ID embedding to the fused content")
 
     def build_module(self, data, features):

@@ -8,12 +8,15 @@ reads), the shares p and a seed. The items dropped at share p are the first
 spec's seed: the same items for every model and every run seed, and nested (those dropped
 at 0.25 are among those dropped at 0.5). Items whose row was already missing stay missing.
 
-The model scores inside its own test-time hook (``drop_modality``, which every
-:class:`~mmbench.models.ContentRecommender` has): within it the model sees the rows as
-missing exactly as if the feature store's mask said so, and treats them as it treats any
-missing row (a learned token, dropping the modality, or imputing it from the others:
-:func:`missing_handling` says which, from the model's own declaration). A model without
-the hook, or one that reads none of the keys, is skipped with the reason in the block.
+The model scores inside its own test-time hook (``drop_modality``, which every model
+reading content features has: :class:`~mmbench.models.ContentFeatures` switches the fitted
+module's presence masks, and a model scoring through a structure built from the features,
+such as FREEDOM's kNN item graph or ItemKNN-CBF's similarities, rebuilds it): within it the
+model sees the rows as missing exactly as if the feature store's mask said so, and treats
+them as it treats any missing row (a learned token, dropping the modality, or imputing it
+from the others: :func:`missing_handling` says which, from the model's own declaration). A
+model without the hook, or one that reads none of the keys, is skipped with the reason in
+the block.
 
 The block a final record gains (``robustness``): the spec (``keys``, ``shares``, ``seed``),
 the evaluated ``split`` (test), ``missing_rows`` and either ``skipped`` (why the model has
@@ -33,7 +36,7 @@ from .errors import ConfigError
 
 DROP_STREAM = 0xD809  # the dropped items' generator stream
 DEFAULT_SHARES = (0.0, 0.25, 0.5, 1.0)
-MISSING_LABELS = {"embed": "learned token", "drop": "dropped"}
+MISSING_LABELS = {"embed": "learned token", "drop": "dropped", "impute": "imputed from the other modalities"}
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,7 @@ def evaluate_drops(model, spec: DropSpec, dataset, protocol, *, device: str, par
     block = {**spec.as_dict(), "split": "test", "missing_rows": missing_handling(type(model), params)}
     if not read or getattr(model, "drop_modality", None) is None:
         block["skipped"] = (f"{type(model).__name__} reads no item content" if not read else
-                            f"{type(model).__name__} has no test-time drop hook (drop_modality): only "
-                            "ContentRecommender models have one")
+                            f"{type(model).__name__} has no test-time drop hook (drop_modality)")
         return block
     results, skipped = [], []
     for name in spec.keys:

@@ -44,11 +44,16 @@ def _test_metrics(model, ds):
 def _all_missing(model, ds, key):
     """The trained model rebuilt on features where ``key`` is missing for every item: a fresh
     module from those features, the trained parameters and buffers loaded except the
-    presence masks (bool buffers), which stay all False for ``key``."""
+    presence masks (bool buffers), which stay all False for ``key`` (a model with nothing
+    trained, ItemKNN-CBF, is fitted again on those features)."""
     feats = dict(dataset_features(type(model), ds, None))
     f = feats[key]
     feats[key] = Feature(key, np.zeros_like(f.values), np.zeros(len(f.mask), dtype=bool), "gone", {})
-    other = copy.deepcopy(model)
+    if not hasattr(model, "module_"):
+        return copy.deepcopy(model).fit(ds.train_data(), feats, seed=0)
+    other = copy.copy(model)  # build() reassigns what it makes (a deep copy cannot copy sparse CSR graphs)
+    if hasattr(other, "embedding_cache_"):
+        other.embedding_cache_ = type(model.embedding_cache_)()
     module = other.build(ds.train_data(), feats)
     state = {k: v for k, v in model.module_.state_dict().items() if v.dtype != torch.bool}
     module.load_state_dict(state, strict=False)
@@ -70,14 +75,21 @@ def test_keys_for_a_modality_or_a_key():
     assert keys_for("image", read) == []
 
 
-@pytest.mark.parametrize("missing", ["embed", "drop"])
-def test_p0_is_the_plain_evaluation_and_p1_the_modality_missing_everywhere(synth, missing):
-    model = _fit("late-fusion", synth, missing=missing)
+LABELS = {"embed": "learned token (missing = 'embed')", "drop": "dropped (missing = 'drop')",
+          "impute": "imputed from the other modalities (missing = 'impute')"}
+
+
+@pytest.mark.parametrize("name,missing", [("late-fusion", "embed"), ("late-fusion", "drop"), ("late-fusion", "impute"),
+                                          ("amr", None), ("adversarial-alignment", None), ("itemknn-cbf", None),
+                                          ("freedom", None), ("bm3", None)])
+def test_p0_is_the_plain_evaluation_and_p1_the_modality_missing_everywhere(synth, name, missing):
+    model = _fit(name, synth, **({"missing": missing} if missing else {}))
     plain = _test_metrics(model, synth)
     key = "text/synthetic"
     gone = _test_metrics(_all_missing(model, synth, key), synth)
+    params = {"missing": missing} if missing else {}
     block = evaluate_drops(model, DropSpec(("text",), (0.0, 0.5, 1.0), seed=3), synth, PROTOCOL, device="cpu",
-                           params={"missing": missing}, read=sorted(dataset_features(type(model), synth, None)))
+                           params=params, read=sorted(dataset_features(type(model), synth, None)))
     (res,) = block["results"]
     assert res["features"] == [key]
     at = {s["share"]: s for s in res["shares"]}
@@ -85,9 +97,13 @@ def test_p0_is_the_plain_evaluation_and_p1_the_modality_missing_everywhere(synth
         assert at[0.0]["metrics"][m] == round(float(plain[m]), 8)
         assert at[1.0]["metrics"][m] == round(float(gone[m]), 8)
     assert at[0.5]["dropped"] == round(0.5 * synth.n_items)
-    assert block["missing_rows"] == {"embed": "learned token (missing = 'embed')",
-                                     "drop": "dropped (missing = 'drop')"}[missing]
-    assert _test_metrics(model, synth) == plain  # the masks are restored after the drop
+    if missing:
+        assert block["missing_rows"] == LABELS[missing]
+    if name == "bm3":  # its scores read no content: flat by construction
+        assert at[1.0]["metrics"] == at[0.0]["metrics"]
+    else:
+        assert at[1.0]["metrics"] != at[0.0]["metrics"]
+    assert _test_metrics(model, synth) == plain  # the masks (or the rebuilt graph) are restored after the drop
 
 
 def test_an_id_only_model_and_an_unread_modality_are_skipped_with_the_reason(synth):

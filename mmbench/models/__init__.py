@@ -31,7 +31,8 @@ _LAZY = {
     "ModalityProjector": "content", "select_features": "content", "standardize": "content",
     "init_embedding": "content", "rating_batches": "content", "CONTENT_MODALITIES": "content",
     "MISSING_MODES": "content", "ContentFeatures": "content", "ContentFeature": "content",
-    "FEATURE_PREPROCESSING": "content", "register_content": "content",
+    "FEATURE_PREPROCESSING": "content", "register_content": "content", "NeighbourImputer": "content",
+    "content_inputs": "content", "modality_dropped": "content",
     "CachedEmbeddings": "graph", "SparseOp": "graph",
 }
 

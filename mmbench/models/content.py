@@ -3,7 +3,9 @@ tensors, per-modality projections with a learned "missing" embedding, and the tw
 content model with its rating variant.
 
 Missing rows come from the feature store's mask and are never imputed silently: a missing
-row gets a learned embedding or is dropped from fusion.
+row gets a learned embedding, is dropped from fusion, or, where a model is asked to
+(``missing="impute"``), is imputed from the item's nearest neighbours by its other
+modalities (:class:`NeighbourImputer`).
 
 A content model's ``nn.Module`` exposes two towers whose dot product is the score:
 
@@ -33,7 +35,9 @@ from .torch_base import ParameterCache, TorchRecommender, bpr_loss, l2
 #: media embeddings, ``meta`` (item attributes, e.g. ml-100k's genre multi-hot) and ``kg``
 #: (knowledge-graph embeddings of the item's entity) are item side information too
 CONTENT_MODALITIES = ("text", "image", "audio", "video", "meta", "kg")
-MISSING_MODES = ("embed", "drop")
+MISSING_MODES = ("embed", "drop", "impute")
+#: neighbours averaged by :class:`NeighbourImputer` (k-NN imputation's customary 10)
+IMPUTE_K = 10
 
 
 def modality_of(key: str) -> str:
@@ -167,6 +171,20 @@ class ContentFeatures:
     finetune_features = Param(False, help="learn the preprocessed feature rows with the model (as BM3's and "
                                           "FREEDOM's released code do) instead of keeping them fixed")
 
+    def drop_modality(self, key: str, items=None):
+        """A context manager: within it the fitted model scores as if feature ``key`` were
+        missing for ``items`` (indices or a bool mask; None = every item), e.g. to measure
+        robustness to a modality absent at test time::
+
+            with model.drop_modality("image/efficientnet-lite0", cold_items):
+                metrics = evaluate_ranking(model.score, ds, "test", ["ndcg@20"]).metrics
+
+        By default the presence masks of the fitted ``module_`` are switched
+        (:func:`modality_dropped`); a model whose scores depend on the features through
+        something built from them in ``fit`` (a kNN item graph, a similarity matrix)
+        overrides it and rebuilds that."""
+        return modality_dropped(self.module_, key, items)
+
     def content_features(self, data, features: Mapping) -> dict[str, ContentFeature]:
         """The features the model reads (chosen and checked by :func:`select_features`),
         preprocessed as its parameters say; sets ``feature_keys_``."""
@@ -176,6 +194,73 @@ class ContentFeatures:
                                   f.mask.astype(bool), bool(self.finetune_features)) for k, f in chosen.items()}
 
 
+def neighbour_fills(xs: list[torch.Tensor], ms: list[torch.Tensor], k: int = IMPUTE_K,
+                    chunk: int = 4096) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+    """Cross-modal k-NN imputation of missing rows, per key j: ``(rows, values)`` or None.
+
+    An item missing key j takes, for each other key l it has, the mean key-j row of its
+    ``k`` nearest items by cosine on key l among the items that have both j and l (all of
+    them when there are fewer); the fill is the mean over those keys l. An item with no
+    other key, or with no such donor, stays missing (it is not in ``rows``). Computed from
+    the values as given (no gradient), in row chunks (no n_items x n_items matrix)."""
+    with torch.no_grad():
+        normed = [torch.nn.functional.normalize(x.detach().float(), dim=1) for x in xs]
+        fills = []
+        for j, (x, m) in enumerate(zip(xs, ms)):
+            need = ~m
+            if not bool(need.any()) or not bool(m.any()) or len(xs) < 2:
+                fills.append(None)
+                continue
+            acc = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+            count = torch.zeros(x.shape[0], dtype=torch.float32, device=x.device)
+            for l in range(len(xs)):
+                src = torch.nonzero(need & ms[l]).squeeze(1)
+                donors = torch.nonzero(m & ms[l]).squeeze(1)
+                if l == j or not len(src) or not len(donors):
+                    continue
+                kk, pool = min(k, len(donors)), normed[l][donors].T
+                for rows in src.split(chunk):
+                    nearest = donors[(normed[l][rows] @ pool).topk(kk, dim=1).indices]
+                    acc[rows] += x.detach().float()[nearest].mean(1)
+                    count[rows] += 1.0
+            rows = torch.nonzero(count > 0).squeeze(1)
+            fills.append((rows, (acc[rows] / count[rows, None]).to(x.dtype)) if len(rows) else None)
+        return fills
+
+
+class NeighbourImputer:
+    """The imputed content inputs of a module (``missing="impute"``): each key's rows with
+    the missing ones filled by :func:`neighbour_fills` and the mask of rows that now hold
+    content. The fills are constants recomputed only when a mask or a row changes (version
+    counters: a test-time drop, or an optimiser step on fine-tuned rows); present rows stay
+    the module's own tensors, so fine-tuning still reaches them."""
+
+    def __init__(self, k: int = IMPUTE_K):
+        self.k = k
+        self._key, self._fills = None, None
+
+    def __call__(self, xs: list[torch.Tensor], ms: list[torch.Tensor]):
+        key = tuple((id(t), t._version) for t in [*xs, *ms])
+        if key != self._key:
+            self._fills, self._key = neighbour_fills(xs, ms, self.k), key
+        out_x, out_m = [], []
+        for x, m, fill in zip(xs, ms, self._fills):
+            if fill is not None:
+                rows, values = fill
+                x, m = x.index_put((rows,), values), m.index_put((rows,), torch.ones_like(rows, dtype=torch.bool))
+            out_x.append(x)
+            out_m.append(m)
+        return out_x, out_m
+
+
+def content_inputs(module: nn.Module, imputer: NeighbourImputer | None = None):
+    """The content inputs of ``module`` (its ``x{j}`` rows and ``m{j}`` masks, one per key),
+    imputed when an ``imputer`` is given."""
+    n = len(module.keys)
+    xs, ms = [getattr(module, f"x{j}") for j in range(n)], [getattr(module, f"m{j}") for j in range(n)]
+    return imputer(xs, ms) if imputer is not None else (xs, ms)
+
+
 class ModalityProjector(nn.Module):
     """One linear (or 2-layer) projection per feature key into a shared ``dim``, reading the
     features as given (a content model's :meth:`ContentFeatures.content_features`:
@@ -183,10 +268,14 @@ class ModalityProjector(nn.Module):
 
     ``forward(items)`` returns ``(emb, present)``: emb is (n_keys, b, dim), present is a
     bool (n_keys, b). Missing rows get a learned per-key missing embedding so that the
-    model knows the content is absent instead of seeing zeros as content.
+    model knows the content is absent instead of seeing zeros as content. With
+    ``impute=True`` a missing row is first imputed from the item's other modalities
+    (:class:`NeighbourImputer`), projected like content and reported present; only a row
+    with nothing to impute from keeps the learned embedding.
     """
 
-    def __init__(self, features: dict, dim: int, *, hidden: int | None = None, dropout: float = 0.0):
+    def __init__(self, features: dict, dim: int, *, hidden: int | None = None, dropout: float = 0.0,
+                 impute: bool = False):
         super().__init__()
         self.keys = sorted(features)
         self.dim = dim
@@ -203,18 +292,19 @@ class ModalityProjector(nn.Module):
         self.proj = nn.ModuleList(layers)
         self.missing = nn.Parameter(torch.zeros(len(self.keys), dim))
         nn.init.normal_(self.missing, std=0.01)
+        self.imputer = NeighbourImputer() if impute else None
 
     def raw(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
         return getattr(self, f"x{j}"), getattr(self, f"m{j}")
 
     def forward(self, items: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         embs, masks = [], []
-        for j, layer in enumerate(self.proj):
-            x, m = self.raw(j)
+        xs, ms = content_inputs(self, self.imputer)
+        for layer, x, m in zip(self.proj, xs, ms):
             if items is not None:
                 x, m = x[items], m[items]
             e = layer(x)
-            e = torch.where(m.unsqueeze(-1), e, self.missing[j].expand_as(e))
+            e = torch.where(m.unsqueeze(-1), e, self.missing[len(embs)].expand_as(e))
             embs.append(e)
             masks.append(m)
         return torch.stack(embs), torch.stack(masks)
@@ -290,17 +380,6 @@ class ContentRecommender(ContentFeatures, TorchRecommender):
         feats = self.content_features(data, features)
         self.table_cache_ = ParameterCache()
         return self.build_module(data, feats)
-
-    def drop_modality(self, key: str, items=None):
-        """A context manager: within it the fitted model scores as if feature ``key`` were
-        missing for ``items`` (indices or a bool mask; None = every item), e.g. to measure
-        robustness to a modality absent at test time::
-
-            with model.drop_modality("image/efficientnet-lite0", cold_items):
-                metrics = evaluate_ranking(model.score, ds, "test", ["ndcg@20"]).metrics
-
-        See :func:`modality_dropped`."""
-        return modality_dropped(self.module_, key, items)
 
     def item_table(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """All item vectors and biases (cached while the parameters do not change)."""

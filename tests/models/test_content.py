@@ -122,3 +122,71 @@ def test_unknown_preprocessing_is_refused():
     x, mask = _matrix()
     with pytest.raises(ValueError, match="unknown preprocessing"):
         standardize(x, mask, "zca")
+
+
+# -- imputation of missing rows from the other modalities (missing="impute") --------------------
+def _knn_fill_by_hand(xs, ms, j, i, k):
+    """Item i's fill for key j, by NumPy: for each other key l the item has, the mean key-j row
+    of its k nearest items by cosine on key l among the items that have both keys; then the
+    mean over those keys (None when there is none)."""
+    fills = []
+    for l, (x, m) in enumerate(zip(xs, ms)):
+        if l == j or not m[i]:
+            continue
+        donors = np.flatnonzero(ms[j] & m)
+        unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+        sim = unit[donors] @ unit[i]
+        nearest = donors[np.argsort(-sim, kind="stable")[:k]]
+        fills.append(xs[j][nearest].mean(0))
+    return np.mean(fills, 0) if fills else None
+
+
+def test_neighbour_fills_are_the_cross_modal_knn_means_by_hand():
+    import torch
+
+    from mmbench.models.content import neighbour_fills
+
+    rng = np.random.default_rng(3)
+    n = 40
+    xs = [rng.normal(size=(n, d)).astype(np.float32) for d in (5, 3, 4)]
+    ms = [rng.random(n) > p for p in (0.3, 0.2, 0.5)]
+    ms[0][0] = ms[1][0] = ms[2][0] = False  # item 0 has nothing to impute from
+    fills = neighbour_fills([torch.as_tensor(x) for x in xs], [torch.as_tensor(m) for m in ms], k=4)
+    for j in range(3):
+        rows, values = fills[j]
+        want = {i: _knn_fill_by_hand(xs, ms, j, i, 4) for i in np.flatnonzero(~ms[j])}
+        assert sorted(rows.tolist()) == sorted(i for i, v in want.items() if v is not None)
+        assert 0 not in rows.tolist()
+        for r, v in zip(rows.tolist(), values.numpy()):
+            np.testing.assert_allclose(v, want[r], rtol=1e-5, atol=1e-6)
+
+
+def test_an_imputing_projector_projects_the_fill_and_reports_it_present():
+    import torch
+
+    from mmbench.models import ModalityProjector
+    from mmbench.models.content import ContentFeature, modality_dropped
+
+    rng = np.random.default_rng(5)
+    n = 30
+    feats = {k: ContentFeature(k, rng.normal(size=(n, d)).astype(np.float32), np.ones(n, bool))
+             for k, d in (("audio/a", 6), ("text/t", 4))}
+    proj = ModalityProjector(feats, 8, impute=True)
+    plain = ModalityProjector(feats, 8)
+    plain.load_state_dict(proj.state_dict())
+    dropped = np.array([2, 7, 11])
+    with torch.no_grad(), modality_dropped(proj, "text/t", dropped), modality_dropped(plain, "text/t", dropped):
+        emb, present = proj()
+        emb_plain, present_plain = plain()
+    xs = [feats["audio/a"].values, feats["text/t"].values]
+    ms = [np.ones(n, bool), np.ones(n, bool)]
+    ms[1][dropped] = False
+    for i in dropped:
+        fill = torch.as_tensor(_knn_fill_by_hand(xs, ms, 1, i, 10), dtype=torch.float32)
+        torch.testing.assert_close(emb[1, i], proj.proj[1](fill))
+        assert present[1, i] and not present_plain[1, i]
+        torch.testing.assert_close(emb_plain[1, i], plain.missing[1])  # the learned token without imputation
+    keep = np.setdiff1d(np.arange(n), dropped)
+    torch.testing.assert_close(emb[:, keep], emb_plain[:, keep])
+    with torch.no_grad():
+        assert proj()[1].all()  # leaving the block restores the masks, and the fills follow them
