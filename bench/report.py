@@ -170,7 +170,8 @@ def render(res: dict) -> str:
            "```", res["command"].strip(), "```", "",
            f"Machine: {m['cpu'] or 'unknown CPU'}, {m['cores']} cores, {m['memory_gib']} GiB; "
            + ", ".join(f"{k} {val}" for k, val in v.items())
-           + f"; torch threads {m['torch_threads']}; OMP_WAIT_POLICY={res.get('omp_wait_policy') or 'default'}. "
+           + f"; torch threads {m['torch_threads']}; OMP_WAIT_POLICY={res.get('omp_wait_policy') or 'default'}; "
+           f"malloc {res.get('malloc') or 'glibc default'}. "
            f"Load average (1/5/15 min) before: {', '.join(f'{x:.1f}' for x in res['load_before'])}; "
            f"after: {', '.join(f'{x:.1f}' for x in res.get('load_after', []))}. "
            f"Run {res['started']}, {res.get('total_seconds', 0):.0f} s in all.", ""]
@@ -178,7 +179,7 @@ def render(res: dict) -> str:
         failed = f"; failed, previous figures kept: {', '.join(run['failed'])}" if run.get("failed") else ""
         out += [f"Also `{run['command'].strip()}` ({', '.join(run['sections'])}{failed}; "
                 f"OMP_WAIT_POLICY={run.get('omp_wait_policy') or 'default'}"
-                f"{'; malloc keeps freed memory' if run.get('keep_freed_memory') else ''}), run {run['started']}, "
+                f"{'; malloc ' + run['malloc'] if run.get('malloc') else ''}), run {run['started']}, "
                 f"load before {', '.join(f'{x:.1f}' for x in run['load_before'])}, "
                 f"after {', '.join(f'{x:.1f}' for x in run['load_after'])}.", ""]
     out += _summary(secs)
@@ -355,11 +356,14 @@ def _notes() -> list[str]:
             "(NaN anywhere, users whose every candidate is -inf) and all metrics add little. The bare bound "
             "is the model's scoring plus `torch.topk`, so on large catalogs mmbench's pass can be under it. The "
             "temporary arrays of the top-k live in buffers reused from batch to batch: fresh multi-MB arrays "
-            "cost about as much in page faults as the work done in them. The model's own score block still "
-            "page-faults in mmbench's pass and not in the bare loop, depending on how glibc places it among the "
-            "other allocations (0.3-0.7 s of system time per 50k pass here, most of the gap to the bound); "
-            "an allocator that keeps freed memory (jemalloc, tcmalloc, or `run.py --keep-freed-memory`, which "
-            "tells glibc so for every evaluator) removes it: mmbench's pass then takes about the bound's CPU time. "
+            "cost about as much in page faults as the work done in them. With glibc's default malloc the "
+            "model's own score block still page-faulted in mmbench's pass and not in the bare loop, depending on "
+            "how glibc placed it among the other allocations (340k-510k minor faults and 0.6-1.4 s of system "
+            "time per 50k pass, most of the gap to the bound); since `import mmbench` tells glibc to keep freed "
+            "memory for reuse (`mallopt`: mmap threshold 32 MiB, trim threshold 1 GiB; `MMBENCH_MALLOC=default` "
+            "or the user's own `MALLOC_*_` settings keep glibc's), the pass faults about once and takes the "
+            "bound's CPU time. Every section runs in a process that imported mmbench, so the peers get the same "
+            "allocator (`run.py --malloc-default` measures glibc's default). "
             "Scoring the synthetic model in "
             "item tiles of 8k was 10-20% faster at Elec scale (the tile stays in cache), but that is a model's "
             "own business (its `score()` may build its block in tiles): no item-subset scoring API was added, "

@@ -203,9 +203,9 @@ def main(argv=None) -> int:
                     help="Training the zoo: a model whose probe predicts more than this for the capped run is probed only")
     ap.add_argument("--no-busy", dest="busy", action="store_false",
                     help="time the evaluators only as the machine is (default: also next to one busy process)")
-    ap.add_argument("--keep-freed-memory", action="store_true",
-                    help="run every section with glibc malloc keeping freed memory (MALLOC_MMAP_THRESHOLD_, "
-                         "MALLOC_TRIM_THRESHOLD_): no page faults from re-allocated score blocks (see README)")
+    ap.add_argument("--malloc-default", action="store_true",
+                    help="run every section with glibc's default malloc (MMBENCH_MALLOC=default) instead of "
+                         "mmbench's, which keeps freed memory for reuse (mmbench.threads; see README)")
     ap.add_argument("--omp-active", action="store_true",
                     help="keep OpenMP's default busy-waiting (default here: OMP_WAIT_POLICY=PASSIVE, see README)")
     ap.add_argument("--out", type=Path, default=HERE, help="where results.json and README.md go")
@@ -228,11 +228,13 @@ def main(argv=None) -> int:
     else:
         env.pop("OMP_WAIT_POLICY", None)
     env.setdefault("PYTHONWARNINGS", "ignore")
-    if args.keep_freed_memory:
-        env.update(MALLOC_MMAP_THRESHOLD_=str(1 << 32), MALLOC_TRIM_THRESHOLD_=str(1 << 32))
+    if args.malloc_default:
+        env["MMBENCH_MALLOC"] = "default"
+    else:
+        env.pop("MMBENCH_MALLOC", None)
     results = {"started": _dt.datetime.now().isoformat(timespec="seconds"), "argv": sys.argv[1:],
                "machine": machine(), "load_before": os.getloadavg(), "omp_wait_policy": env.get("OMP_WAIT_POLICY"),
-               "keep_freed_memory": args.keep_freed_memory,
+               "malloc": "glibc default" if args.malloc_default else "keeps freed memory (mmbench's default)",
                "sections": {}}
     prev = args.out / "results.json"
     base = None
@@ -272,7 +274,7 @@ def write_results(out_dir: Path, results: dict, base: dict | None, t0: float, co
     merged = results
     if base is not None:
         run = {k: results[k] for k in ("command", "started", "load_before", "load_after", "total_seconds",
-                                        "omp_wait_policy", "keep_freed_memory")}
+                                        "omp_wait_policy", "malloc")}
         failed = [k for k, v in results["sections"].items() if "error" in v and k in base["sections"]]
         run["sections"] = [k for k in results["sections"] if k not in failed]
         run["failed"] = failed

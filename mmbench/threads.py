@@ -1,4 +1,5 @@
-"""How many threads a computing command uses, and how idle threads wait.
+"""How many threads a computing command uses, how idle threads wait, and whether freed memory
+is kept for reuse.
 
 With OpenMP's default spin-waiting, a torch job on a machine busier than its cores runs
 7-9x slower (threads spin for cores they cannot get; see ``bench/README.md``). So mmbench
@@ -7,10 +8,21 @@ at ``import mmbench``, before torch starts its thread pool), and runs as many in
 threads as the cores this process may use (its CPU affinity, capped by its cgroup's CPU
 quota), unless the user set ``OMP_NUM_THREADS``, ``MMBENCH_THREADS`` or ``mmbench
 --threads``. Both end up in every run record (``env.threads``, ``env.omp_wait_policy``).
-Nothing here imports torch.
+
+glibc's malloc returns large freed blocks to the system and maps them again on the next
+allocation, so every batch's score block is page-faulted in anew: on a 50k x 20k full
+ranking pass that was 340k-510k minor faults and 0.6-1.4 s of system time (of 3.9-5.1 s),
+most of the gap to the bare scoring + top-k bound (``bench/README.md``). At ``import
+mmbench`` (:func:`keep_freed_memory_by_default`) malloc is told to keep freed memory for
+reuse (``mallopt``: mmap threshold 32 MiB, glibc's largest, and trim threshold 1 GiB),
+unless the user tuned malloc (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
+``MALLOC_TOP_PAD_``) or set ``MMBENCH_MALLOC=default``; the record notes it
+(``env.malloc``). Numbers do not depend on it, only where blocks live. Nothing here
+imports torch.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 
@@ -53,6 +65,36 @@ def cgroup_cpu_limit(root: str = "/sys/fs/cgroup") -> int | None:
     return max(1, -(-quota_us // period_us))
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
+MMAP_THRESHOLD = 32 << 20  # glibc refuses more (HEAP_MAX_SIZE / 2 on 64-bit)
+TRIM_THRESHOLD = 1 << 30
+_MALLOC_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+_malloc_state = "default"
+
+
+def keep_freed_memory_by_default() -> str:
+    """Ask glibc's malloc to keep freed memory for reuse (see the module doc); returns what
+    :func:`malloc_state` will say. Does nothing off glibc, or where the user chose."""
+    global _malloc_state
+    if os.environ.get("MMBENCH_MALLOC", "") == "default" or any(v in os.environ for v in _MALLOC_VARS):
+        _malloc_state = "default (the user's choice)"
+        return _malloc_state
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # glibc only: mallopt's parameters differ elsewhere
+    except (OSError, AttributeError):
+        return _malloc_state
+    if libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1:
+        _malloc_state = f"keeps freed memory (mmap threshold {MMAP_THRESHOLD >> 20} MiB, trim threshold " \
+                        f"{TRIM_THRESHOLD >> 20} MiB)"
+    return _malloc_state
+
+
+def malloc_state() -> str:
+    """How this process's malloc treats freed memory: ``default`` or what mmbench set."""
+    return _malloc_state
+
+
 def usable_cores() -> int:
     """The cores this process may use: its CPU affinity, capped by its cgroup's CPU quota."""
     try:
@@ -87,4 +129,5 @@ def describe() -> dict:
     """What the run record says about threading."""
     import torch
 
-    return {"threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY") or "default"}
+    return {"threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY") or "default",
+            "malloc": malloc_state()}

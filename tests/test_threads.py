@@ -66,3 +66,26 @@ def test_usable_cores_are_the_affinity_capped_by_the_quota(monkeypatch):
     assert T.usable_cores() == affinity
     monkeypatch.setattr(T, "cgroup_cpu_limit", lambda: None)
     assert T.usable_cores() == affinity
+
+
+# -- malloc keeps freed memory (score blocks reused, not page-faulted in anew; measured in bench/) ----
+def _malloc(**env):
+    e = {k: v for k, v in os.environ.items() if k != "MMBENCH_MALLOC" and not k.startswith("MALLOC_")}
+    e.update(env)
+    code = "import ctypes, mmbench; from mmbench.threads import malloc_state; print(malloc_state())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_malloc_keeps_freed_memory_unless_the_user_chose():
+    assert _malloc() == "keeps freed memory (mmap threshold 32 MiB, trim threshold 1024 MiB)"
+    assert _malloc(MMBENCH_MALLOC="default") == "default (the user's choice)"
+    assert _malloc(MALLOC_TRIM_THRESHOLD_="131072") == "default (the user's choice)"  # glibc's own tuning wins
+
+
+def test_records_say_how_malloc_treats_freed_memory(tmp_path):
+    run_cli("run", "-m", "pop", "-d", "ml-100k", "--results", tmp_path)
+    env = json.loads(next(tmp_path.rglob("seed0.json")).read_text())["env"]
+    assert env["malloc"] == T.malloc_state() and env["malloc"].startswith(("keeps freed memory", "default"))
