@@ -82,12 +82,25 @@ def _agreed(values: list[str], what: str, where: str, hint: str) -> str | None:
 
 def _entry_for(suite, rec: dict):
     """The suite entry the record belongs to: same model, parameters it can come from and
-    feature keys (an entry's own, recorded as ``selection.features``, or none)."""
-    name, given = rec["model"]["name"], rec["selection"].get("features")
-    for m in suite.models:
-        if m.name == name and m.features == given and m.matches(rec["model"]["params"]):
-            return m
-    return None
+    feature keys (an entry's own, recorded as ``selection.features``, or none). Where a
+    suite lists a model more than once with the same keys (e.g. ``missing = "impute"``
+    beside the default), a parameter one entry pins and another leaves to the model must
+    hold the model's declared default for the latter: :func:`_unpinned_defaults`."""
+    name, given, params = rec["model"]["name"], rec["selection"].get("features"), rec["model"]["params"]
+    found = [m for m in suite.models if m.name == name and m.features == given and m.matches(params)]
+    if len(found) > 1:
+        pinned = sorted({k for m in found for k in m.params})
+        defaults = _unpinned_defaults(name, pinned)
+        found = [m for m in found if all(params.get(k) == m.params.get(k, defaults.get(k)) for k in pinned)]
+    return found[0] if found else None
+
+
+def _unpinned_defaults(model: str, keys: list[str]) -> dict:
+    """The declared defaults of ``keys`` of ``model`` (those it declares)."""
+    from ..runner import ModelSpec
+
+    declared = ModelSpec.resolve(model).params({})
+    return {k: declared[k] for k in keys if k in declared}
 
 
 def _reject_reason(rec: dict, suite, expected_fp: str | None, feature_fps: dict) -> str | None:

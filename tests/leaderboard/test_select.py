@@ -63,3 +63,37 @@ def test_a_final_record_is_backed_by_the_search_records_of_its_own_features(copy
     assert sorted(r.key for r in lb.rows) == ["knn (a)", "knn (both)"]  # the same configurations ran for (a)
     assert len(lb.rejected) == 2
     assert all("whose search record is missing" in why for _, why in lb.rejected)
+
+
+def test_one_model_listed_twice_with_a_pinned_parameter_gets_each_record_in_its_own_row(tmp_path):
+    """Late fusion by its defaults (missing = "drop") and again with missing = "impute": a
+    record with the default belongs to the first entry only, although the first entry's
+    configurations leave ``missing`` to the model (and so match either record)."""
+    from mmbench.leaderboard.select import _entry_for
+    from mmbench.runner import ModelSpec
+
+    from ..test_suite import make_suite
+
+    suite = make_suite(tmp_path, '''[[models]]
+name = "late-fusion"
+label = "Late fusion"
+params = { epochs = 3 }
+
+[[models]]
+name = "late-fusion"
+label = "Late fusion (imputed)"
+params = { epochs = 3, missing = "impute" }
+
+[[models]]
+name = "late-fusion"
+label = "Late fusion (learned token)"
+params = { epochs = 3, missing = "embed" }
+''', tuning="")
+    spec = ModelSpec.resolve("late-fusion")
+    for missing, label in (("drop", "Late fusion"), ("impute", "Late fusion (imputed)"),
+                           ("embed", "Late fusion (learned token)")):
+        rec = {"model": {"name": "late-fusion", "params": spec.params({"epochs": 3, "missing": missing})},
+               "selection": {}}
+        assert _entry_for(suite, rec).key == label
+    other = {"model": {"name": "late-fusion", "params": spec.params({"epochs": 4})}, "selection": {}}
+    assert _entry_for(suite, other) is None
