@@ -20,7 +20,11 @@ from .text import ENV_KEYS, LEAK, compute_line, fmt_p, legend, row_label, rules_
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
            "#bab0ac", "#17becf", "#bcbd22", "#1f77b4", "#8c564b", "#d62728", "#2ca02c", "#9467bd", "#7f7f7f",
-           "#aec7e8", "#ffbb78")
+           "#aec7e8", "#ffbb78",
+           # then matplotlib's tab20b: 40 distinct colours (lfm2k v2 has 34 rows, the cold boards 23)
+           "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#5254a3", "#8ca252", "#bd9e39", "#ad494a",
+           "#a55194", "#6b6ecf", "#b5cf6b", "#e7ba52", "#d6616b", "#ce6dbd", "#9c9ede", "#cedb9c", "#e7cb94",
+           "#e7969c", "#de9ed6")
 
 CSS = """
 :root{--fg:#1d2330;--muted:#5d6677;--line:#dde2ea;--bg:#f6f7fb;--card:#fff;--accent:#3559c7;--best:#0b7a3e}

@@ -173,3 +173,12 @@ def test_a_final_record_without_the_robustness_evaluation_is_stale(cold, tmp_pat
     assert [(r["model"], r["seed"], r["stage"]) for r in stale] == [("late-fusion", 1, "final")]
     assert "lacks the suite's [robustness] evaluation" in stale[0]["reason"]
     assert all(r["state"] == "done" for r in rows if r not in stale)
+
+
+def test_every_row_of_a_board_of_up_to_40_models_has_a_colour_of_its_own():
+    from types import SimpleNamespace
+
+    from mmbench.leaderboard.html import colors
+
+    rows = [SimpleNamespace(key=f"model {i:02d}") for i in range(40)]
+    assert len(set(colors(SimpleNamespace(rows=rows)).values())) == 40
