@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 
-import numpy as np
 import torch
 from torch import nn
 
 from mmbench.errors import ConfigError
 from mmbench.models import (CONTENT_MODALITIES, CachedEmbeddings, ContentFeatures, ModalityProjector, Param,
-                            TorchRecommender, bpr_loss)
+                            TorchRecommender, bpr_loss, features_without)
 from mmbench.models.graph import (bipartite_adjacency, degree_sensitive_sample, knn_indices, layer_mean, mix_graphs,
                                   propagate, sym_normalized, unique_edges)
 
@@ -120,13 +118,8 @@ class FREEDOM(ContentFeatures, CachedEmbeddings, TorchRecommender, epochs=1000, 
         neighbours from the other keys (weights renormalised), exactly as a row missing in
         the store would. Scoring reads content only through that graph (the projections
         serve the auxiliary losses), so nothing else changes."""
-        if key not in self.graph_features_:
-            raise ConfigError(f"cannot drop feature {key!r}: the model reads {sorted(self.graph_features_)}",
-                              where="drop_modality")
         before_features, before_adj = self.graph_features_, self.mm_adj_
-        mask = before_features[key].mask.copy()
-        mask[slice(None) if items is None else np.asarray(items)] = False
-        self.graph_features_ = {**before_features, key: dataclasses.replace(before_features[key], mask=mask)}
+        self.graph_features_ = features_without(before_features, key, items)
         try:
             self.mm_adj_ = self.item_graph(self.graph_features_, self.n_items_)
             self.embedding_cache_.clear()

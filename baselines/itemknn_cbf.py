@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 
 import numpy as np
 import torch
 
-from mmbench.errors import ConfigError
-from mmbench.models import CONTENT_MODALITIES, ContentFeatures, Param, Recommender, resolve_device
+from mmbench.models import CONTENT_MODALITIES, ContentFeatures, Param, Recommender, features_without, resolve_device
 
 
 def content_matrix(features: dict) -> np.ndarray:
@@ -81,13 +79,8 @@ class ItemKNNCBF(ContentFeatures, Recommender):
         ``items`` (None = every item): the dropped items' cosines average the other keys, so
         their neighbours change, and so do the scores of every item that had one of them as
         a neighbour (nothing is trained: the model is its similarity matrix)."""
-        if key not in self.content_:
-            raise ConfigError(f"cannot drop feature {key!r}: the model reads {sorted(self.content_)}",
-                              where="drop_modality")
         before_content, before_sim = self.content_, self.sim_
-        mask = before_content[key].mask.copy()
-        mask[slice(None) if items is None else np.asarray(items)] = False
-        self.content_ = {**before_content, key: dataclasses.replace(before_content[key], mask=mask)}
+        self.content_ = features_without(before_content, key, items)
         try:
             self.sim_ = self.similarities(self.content_)
             yield

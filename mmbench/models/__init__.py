@@ -32,7 +32,7 @@ _LAZY = {
     "init_embedding": "content", "rating_batches": "content", "CONTENT_MODALITIES": "content",
     "MISSING_MODES": "content", "ContentFeatures": "content", "ContentFeature": "content",
     "FEATURE_PREPROCESSING": "content", "register_content": "content", "NeighbourImputer": "content",
-    "content_inputs": "content", "modality_dropped": "content",
+    "content_inputs": "content", "modality_dropped": "content", "features_without": "content",
     "CachedEmbeddings": "graph", "SparseOp": "graph",
 }
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+import dataclasses
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -192,6 +193,18 @@ class ContentFeatures:
         self.feature_keys_ = sorted(chosen)
         return {k: ContentFeature(k, standardize(f.values, f.mask, self.features, pca_dim=self.pca_dim),
                                   f.mask.astype(bool), bool(self.finetune_features)) for k, f in chosen.items()}
+
+
+def features_without(features: Mapping, key: str, items=None) -> dict:
+    """``features`` (key -> :class:`ContentFeature`) with ``key`` marked missing for ``items``
+    (indices or a bool mask; None = every item): what a model rebuilds a structure it made
+    from its features in ``fit`` from, inside its ``drop_modality``. The values are kept,
+    preprocessed as at training time; only the mask changes."""
+    if key not in features:
+        raise ConfigError(f"cannot drop feature {key!r}: the model reads {sorted(features)}", where="drop_modality")
+    mask = features[key].mask.copy()
+    mask[slice(None) if items is None else np.asarray(items)] = False
+    return {**features, key: dataclasses.replace(features[key], mask=mask)}
 
 
 def neighbour_fills(xs: list[torch.Tensor], ms: list[torch.Tensor], k: int = IMPUTE_K,
