@@ -11,14 +11,16 @@ EXTRAS ?= dev
 PYTEST_ARGS ?=
 # pytest-xdist workers: two keep both cores busy while subprocess-heavy tests wait on their
 # children; each worker runs one OpenMP thread (tests/conftest.py). TEST_WORKERS=0: one process.
+# --dist loadgroup keeps the tests marked with one xdist_group in one worker (they share a
+# compiled kernel), and spreads the others as --dist load does.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 # `make test` also re-runs a few committed final records of every committed board and fails
 # unless they come out bit-identical: drawn among the cheap ones (recorded fit + evaluation
-# under REPRO_SECONDS), seeded by the commit so that successive commits check others (the
+# under REPRO_SECONDS; a final record that reused its search's model counts that training), seeded by the commit so that successive commits check others (the
 # seed is printed; `make reproduce REPRO_SEED=...` replays a draw). lfm2k needs its mirror.
 REPRO_SAMPLE ?= 2
-REPRO_SECONDS ?= 20
+REPRO_SECONDS ?= 10
 REPRO_SEED ?= $(shell printf '%d' 0x$$(git rev-parse --short=7 HEAD 2>/dev/null || echo 0))
 # lfm2k's mirror: the MMRec folder, and the raw HetRec files its artist-name text is built from
 LFM2K_MIRROR ?= $(subst $(eval) ,:,$(wildcard ../shared/data/lfm2k ../shared/data/hetrec2011-lastfm-2k-raw))

@@ -85,3 +85,35 @@ def fail_os_call(monkeypatch, call: str, code: int) -> None:
         def fake(path, *a, **k):
             raise err(path)
     monkeypatch.setattr(os, call, fake)
+
+
+_RANX_SCRIPT = """
+import json, sys
+import ranx
+a = json.load(sys.stdin)
+q, r = ranx.Qrels(a["qrels"]), ranx.Run(a["run"])
+out = {m: [float(x) for x in ranx.evaluate(q, r, m, return_mean=False)] for m in a["metrics"]}
+json.dump(out, sys.stdout)
+"""
+
+
+def ranx_evaluate(qrels: dict, run: dict, metrics) -> dict[str, np.ndarray]:
+    """ranx's per-query values of ``metrics`` (e.g. "ndcg@10"), in ranx's order of the queries.
+
+    ranx is our reference, and its kernels are numba functions compiled on first use: 46 s
+    of CPU on a clean clone (numba's cache keys on the installed files' mtimes, so a fresh
+    venv never hits it), paid again by each pytest-xdist worker. Here it runs in a child
+    process with numba's JIT off: the same ranx code, interpreted, in about 2 s with the
+    start. ``MMBENCH_TEST_RANX_JIT=1`` runs it compiled, as users' ranx does.
+    """
+    import json
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    if env.get("MMBENCH_TEST_RANX_JIT") != "1":
+        env["NUMBA_DISABLE_JIT"] = "1"
+    done = subprocess.run([sys.executable, "-c", _RANX_SCRIPT], input=json.dumps(
+        {"qrels": qrels, "run": run, "metrics": list(metrics)}), capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {m: np.asarray(v, dtype=np.float64) for m, v in json.loads(done.stdout).items()}

@@ -99,7 +99,8 @@ def leaderboard_check(suite_path, results, require_built):
               help="How many final records to run again.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draw (a failure can be replayed).")
 @click.option("--max-seconds", type=click.FloatRange(min=0), default=None,
-              help="Draw only records whose recorded fit + evaluation took at most this long.")
+              help="Draw only records whose rerun takes at most this long as recorded (fit + evaluation; "
+                   "a final record that reused its search's model counts that training).")
 @click.option("--results", type=click.Path(path_type=Path), default=None)
 def leaderboard_reproduce(suite_path, sample, seed, max_seconds, results):
     """Run N of SUITE's final records again (drawn at random, seeded) with the thread count each

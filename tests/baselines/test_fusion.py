@@ -21,6 +21,9 @@ def test_late_fusion_weights(tiny):
 
 
 @pytest.mark.slow
+# rank fusion runs ranx compiled, as users run it: both tests in one pytest-xdist worker, so that
+# its kernels are compiled once per test run (about 10 s of CPU on a clean clone)
+@pytest.mark.xdist_group("ranx-fuse")
 def test_rank_fuse_matches_hand_computed_rrf():
     from mmbench_baselines.fusion import rank_fuse
 
@@ -39,6 +42,7 @@ def test_rank_fuse_matches_hand_computed_rrf():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ranx-fuse")
 def test_late_fusion_rank_fusion_gives_a_valid_ranking(tiny):
     from mmbench_baselines.fusion import _rows, rank_fuse
 

@@ -14,7 +14,7 @@ from mmbench.errors import ConfigError, RegistryError
 from mmbench.evaluate import metrics as M
 from mmbench.protocol import Protocol
 
-from ..helpers import planted_rows, write_card, write_inter
+from ..helpers import planted_rows, ranx_evaluate, write_card, write_inter
 
 
 def _hits(rows):
@@ -82,7 +82,7 @@ def test_equal_to_a_numpy_reference_on_random_hits(seed):
 
 
 def test_equal_to_ranx_on_random_rankings():
-    ranx = pytest.importorskip("ranx")
+    pytest.importorskip("ranx")
     rng = np.random.default_rng(0)
     n_users, n_items, K = 50, 30, 10
     qrels, run, hit_rows, n_rel = {}, {}, [], []
@@ -96,11 +96,11 @@ def test_equal_to_ranx_on_random_rankings():
     ours = M.compute([f"{m}@{k}" for m in ("recall", "precision", "hit", "mrr", "ndcg", "map") for k in (5, 10)],
                      _hits(hit_rows), torch.tensor(n_rel, dtype=torch.float64))
     names = {"hit": "hit_rate", "map": "map", "mrr": "mrr", "ndcg": "ndcg", "recall": "recall", "precision": "precision"}
-    q, r = ranx.Qrels(qrels), ranx.Run(run)
+    refs = ranx_evaluate(qrels, run, [f"{names[key.split('@')[0]]}@{key.split('@')[1]}" for key in ours])
     for key, vals in ours.items():
         base, k = key.split("@")
-        ref = ranx.evaluate(q, r, f"{names[base]}@{k}", return_mean=False)
-        assert np.allclose(vals.numpy(), ref, atol=1e-12), key
+        ref = refs[f"{names[base]}@{k}"]
+        assert len(ref) == n_users and np.allclose(vals.numpy(), ref, atol=1e-12), key
 
 
 def test_one_metric_alone_equals_the_fused_pass_bit_for_bit():
