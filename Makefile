@@ -11,10 +11,8 @@ EXTRAS ?= dev
 PYTEST_ARGS ?=
 # pytest-xdist workers: two keep both cores busy while subprocess-heavy tests wait on their
 # children; each worker runs one OpenMP thread (tests/conftest.py). TEST_WORKERS=0: one process.
-# --dist loadgroup keeps the tests marked with one xdist_group in one worker (they share a
-# compiled kernel), and spreads the others as --dist load does.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 # `make test` also re-runs a few committed final records of every committed board and fails
 # unless they come out bit-identical: drawn among the cheap ones (recorded fit + evaluation
 # under REPRO_SECONDS; a final record that reused its search's model counts that training), seeded by the commit so that successive commits check others (the
