@@ -15,8 +15,9 @@ TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 # `make test` also re-runs a few committed final records of every committed board and fails
 # unless they come out bit-identical: drawn among the cheap ones (recorded fit + evaluation
-# under REPRO_SECONDS; a final record that reused its search's model counts that training), seeded by the commit so that successive commits check others (the
-# seed is printed; `make reproduce REPRO_SEED=...` replays a draw). lfm2k needs its mirror.
+# under REPRO_SECONDS; a final record that reused its search's model counts that training),
+# seeded by the commit so that successive commits check others (the seed is printed;
+# `make reproduce REPRO_SEED=...` replays a draw). lfm2k needs its mirror.
 REPRO_SAMPLE ?= 2
 REPRO_SECONDS ?= 10
 REPRO_SEED ?= $(shell printf '%d' 0x$$(git rev-parse --short=7 HEAD 2>/dev/null || echo 0))
