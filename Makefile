@@ -46,11 +46,7 @@ demo: setup
 	$(BIN)/mmbench suite run leaderboards/ml100k-quick
 	$(BIN)/mmbench leaderboard build leaderboards/ml100k-quick
 
-# The tests start many `mmbench` and Python subprocesses (91 call sites). Where PYTHONDONTWRITEBYTECODE
-# is set (as on the development machine), each would compile mmbench's sources again (0.3-0.4 s
-# of CPU to import the whole stack): compile them once first (a stale .pyc is ignored).
 test: setup
-	@$(BIN)/python -m compileall -q mmbench baselines > /dev/null
 	$(PYTEST) $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory reproduce
 
