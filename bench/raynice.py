@@ -18,7 +18,7 @@ import sys
 import time
 
 _CHILD = r"""
-import os, sys, time
+import os, time
 from mmbench.backends import ray_init
 ray = ray_init(None)
 

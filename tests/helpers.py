@@ -87,6 +87,20 @@ def fail_os_call(monkeypatch, call: str, code: int) -> None:
     monkeypatch.setattr(os, call, fake)
 
 
+# ranx is the tests' reference and the library behind rank fusion; its numba kernels cost 46 s
+# (metrics) and 38 s (fusion) of compiling on a clean clone, where numba's cache never hits a
+# fresh venv. The tests run it interpreted in a child process; =1: compiled, as users run it.
+RANX_COMPILED = os.environ.get("MMBENCH_TEST_RANX_JIT") == "1"
+
+
+def interpreted_ranx_env() -> dict:
+    """The environment of a child Python that runs ranx with numba's JIT off (this process's,
+    without pytest's own variables)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
+    env["NUMBA_DISABLE_JIT"] = "1"
+    return env
+
+
 _RANX_SCRIPT = """
 import json, sys
 import ranx
@@ -100,19 +114,14 @@ json.dump(out, sys.stdout)
 def ranx_evaluate(qrels: dict, run: dict, metrics) -> dict[str, np.ndarray]:
     """ranx's per-query values of ``metrics`` (e.g. "ndcg@10"), in ranx's order of the queries.
 
-    ranx is our reference, and its kernels are numba functions compiled on first use: 46 s
-    of CPU on a clean clone (numba's cache keys on the installed files' mtimes, so a fresh
-    venv never hits it), paid again by each pytest-xdist worker. Here it runs in a child
-    process with numba's JIT off: the same ranx code, interpreted, in about 2 s with the
-    start. ``MMBENCH_TEST_RANX_JIT=1`` runs it compiled, as users' ranx does.
+    Runs in a child process with numba's JIT off (see ``RANX_COMPILED``): the same ranx code,
+    interpreted, in about 2 s with the start, against 46 s of compiling on a clean clone.
     """
     import json
     import subprocess
     import sys
 
-    env = dict(os.environ)
-    if env.get("MMBENCH_TEST_RANX_JIT") != "1":
-        env["NUMBA_DISABLE_JIT"] = "1"
+    env = dict(os.environ) if RANX_COMPILED else interpreted_ranx_env()
     done = subprocess.run([sys.executable, "-c", _RANX_SCRIPT], input=json.dumps(
         {"qrels": qrels, "run": run, "metrics": list(metrics)}), capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

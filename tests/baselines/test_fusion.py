@@ -10,6 +10,7 @@ import torch
 from mmbench.check import check_model
 from mmbench.evaluate.ranking import evaluate_ranking
 
+from ..helpers import RANX_COMPILED, interpreted_ranx_env
 from .common import _fit
 
 
@@ -24,12 +25,10 @@ def test_late_fusion_weights(tiny):
     assert list(h.fusion_weights()) == ["early", "audio/synthetic", "image/synthetic", "text/synthetic"]
 
 
-# Rank fusion calls ranx, whose numba kernels cost 38 s of compiling on a clean clone (74 s next
-# to a busy process; numba's disk cache never hits a fresh venv). The tests that fuse therefore
-# run in one child pytest with numba's JIT off: the same ranx code, interpreted.
-# MMBENCH_TEST_RANX_JIT=1 runs them here, against ranx compiled as users run it.
+# Rank fusion calls ranx (see tests/helpers.py, RANX_COMPILED): the tests that fuse run in one
+# child pytest with numba's JIT off, or here with MMBENCH_TEST_RANX_JIT=1.
 _IN_CHILD = os.environ.get("MMBENCH_RANX_CHILD") == "1"
-_COMPILED = os.environ.get("MMBENCH_TEST_RANX_JIT") == "1"
+_COMPILED = RANX_COMPILED
 fuses_with_ranx = pytest.mark.skipif(not (_IN_CHILD or _COMPILED),
                                      reason="run by test_rank_fusion_with_ranx_interpreted in a child pytest")
 
@@ -37,8 +36,7 @@ fuses_with_ranx = pytest.mark.skipif(not (_IN_CHILD or _COMPILED),
 @pytest.mark.slow
 @pytest.mark.skipif(_IN_CHILD or _COMPILED, reason="the rank-fusion tests run in this process")
 def test_rank_fusion_with_ranx_interpreted():
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
-    env.update(NUMBA_DISABLE_JIT="1", MMBENCH_RANX_CHILD="1")
+    env = dict(interpreted_ranx_env(), MMBENCH_RANX_CHILD="1")
     names = ["test_rank_fuse_matches_hand_computed_rrf", "test_late_fusion_rank_fusion_gives_a_valid_ranking"]
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
                            *[f"{Path(__file__).as_posix()}::{n}" for n in names]],
