@@ -73,13 +73,13 @@ def cards_dir(tmp_path, monkeypatch):
 
 
 def run_cli(*args, env=None, cwd=None, check=True):
-    """Run the real console entry point in a subprocess (what a user types)."""
-    import subprocess
+    """Run the real console entry point in a process of its own (what a user types), forked
+    from a server that imported torch once (``tests/forkcli.py``)."""
+    from .forkcli import run_mmbench
 
     e = dict(os.environ)
     e.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "mmbench", *map(str, args)], capture_output=True, text=True,
-                          env=e, cwd=cwd)
+    proc = run_mmbench(list(map(str, args)), env=e, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"mmbench {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
