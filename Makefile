@@ -46,9 +46,14 @@ demo: setup
 	$(BIN)/mmbench suite run leaderboards/ml100k-quick
 	$(BIN)/mmbench leaderboard build leaderboards/ml100k-quick
 
+# `make reproduce` runs beside pytest (its output is printed after pytest's): one process of
+# mostly one thread, it would otherwise leave a core idle for a minute or two.
 test: setup
-	$(PYTEST) $(PYTEST_ARGS)
-	@$(MAKE) --no-print-directory reproduce
+	@echo "$(PYTEST) $(PYTEST_ARGS)  (and make reproduce beside it)"
+	@log=$$(mktemp); $(MAKE) --no-print-directory reproduce > $$log 2>&1 & rp=$$!; \
+	$(PYTEST) $(PYTEST_ARGS); t=$$?; wait $$rp; r=$$?; \
+	echo "== make reproduce =="; cat $$log; rm -f $$log; \
+	[ $$r -eq 0 ] || echo "make reproduce failed ($$r)"; [ $$t -eq 0 ] && [ $$r -eq 0 ]
 
 # Committed boards: a sample of final records run again (a suite without its data is skipped).
 # The boards' default features are built first (idempotent; MiniLM runs offline), so that
