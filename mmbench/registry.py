@@ -47,11 +47,12 @@ class Entry:
 def _entries(group: str) -> dict[str, Entry]:
     found: dict[str, Entry] = {}
     for dist in metadata.distributions():
-        dname = dist.metadata["Name"] or "?"
-        for ep in dist.entry_points:
-            if ep.group != group:
-                continue
-            e = Entry(ep.name, ep.value, group, dname, dist.version or "?")
+        eps = [ep for ep in dist.entry_points if ep.group == group]
+        if not eps:  # most distributions: their METADATA (slow to parse) is not read
+            continue
+        dname, version = dist.metadata["Name"] or "?", dist.version or "?"
+        for ep in eps:
+            e = Entry(ep.name, ep.value, group, dname, version)
             prev = found.get(ep.name)
             if prev is None:
                 found[ep.name] = e
