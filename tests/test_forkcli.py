@@ -9,6 +9,11 @@ import pytest
 from .forkcli import SERVER, run_mmbench
 
 
+@pytest.fixture(autouse=True)
+def _the_server_even_when_cli_tests_start_fresh(monkeypatch):
+    monkeypatch.delenv("MMBENCH_TEST_FRESH_CLI", raising=False)
+
+
 def _fresh(args, env, cwd=None):
     return subprocess.run([sys.executable, "-m", "mmbench", *args], capture_output=True, text=True, env=env, cwd=cwd)
 
