@@ -14,9 +14,10 @@ waits for the child and returns its exit status (negative: killed by that signal
 What a pre-imported process cannot honour is what libraries read when they load: OpenMP's and
 the allocator's environment, and the like. A command whose environment differs from the
 server's in any of those (:data:`LOAD_TIME_VARS`) runs as a plain subprocess, and so does every
-command when ``MMBENCH_TEST_FRESH_CLI=1`` (the whole suite then checks that both ways give the
-same results). ``PYTHONPATH`` is applied to ``sys.path`` as the interpreter does at start.
-Tests of process start itself (import time, a cold first run) call ``subprocess`` directly.
+command when ``MMBENCH_TEST_FRESH_CLI=1`` (the whole suite passes both ways;
+``tests/test_forkcli.py`` compares the two on the same commands). ``PYTHONPATH`` is applied to
+``sys.path`` as the interpreter does at start. Tests of process start itself (import time, a
+cold first run) call ``subprocess`` directly.
 
 Requests and replies are one JSON line each on the server's stdin and stdout.
 """
@@ -49,6 +50,7 @@ def child(req):
     os.environ.update(req["env"])
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
+    os.close(null)
     for fd, path in ((1, req["stdout"]), (2, req["stderr"])):
         out = os.open(path, os.O_WRONLY | os.O_TRUNC)
         os.dup2(out, fd)

@@ -47,6 +47,7 @@ def test_environment_working_directory_and_pythonpath_are_the_commands(tmp_path)
     assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_load_time_variables_of_a_command_run_apart():
     env = dict(os.environ, OMP_WAIT_POLICY="ACTIVE" if os.environ.get("OMP_WAIT_POLICY") != "ACTIVE" else "PASSIVE")
     assert not SERVER.serves(env)
