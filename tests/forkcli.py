@@ -169,4 +169,9 @@ def run_mmbench(args: list[str], env: dict, cwd=None) -> subprocess.CompletedPro
     the server when it can honour ``env``, else a plain subprocess."""
     if SERVER.serves(env):
         return SERVER.run(args, env, cwd)
+    return fresh_mmbench(args, env, cwd)
+
+
+def fresh_mmbench(args: list[str], env: dict, cwd=None) -> subprocess.CompletedProcess:
+    """``python -m mmbench *args`` as a plain subprocess, started from scratch."""
     return subprocess.run([sys.executable, "-m", "mmbench", *args], capture_output=True, text=True, env=env, cwd=cwd)

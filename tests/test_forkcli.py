@@ -1,21 +1,15 @@
 """The fork server that CLI tests use (tests/forkcli.py) gives what a fresh ``python -m mmbench``
 gives: the same exit status, stdout and stderr, the same environment and working directory."""
 import os
-import subprocess
-import sys
 
 import pytest
 
-from .forkcli import SERVER, run_mmbench
+from .forkcli import SERVER, fresh_mmbench, run_mmbench
 
 
 @pytest.fixture(autouse=True)
-def _the_server_even_when_cli_tests_start_fresh(monkeypatch):
+def _the_server_even_when_cli_tests_startfresh_mmbench(monkeypatch):
     monkeypatch.delenv("MMBENCH_TEST_FRESH_CLI", raising=False)
-
-
-def _fresh(args, env, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mmbench", *args], capture_output=True, text=True, env=env, cwd=cwd)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -24,7 +18,7 @@ def _fresh(args, env, cwd=None):
 def test_forked_command_equals_a_fresh_process(args, tmp_path):
     env = dict(os.environ)
     assert SERVER.serves(env)
-    forked, fresh = run_mmbench(args, env, cwd=tmp_path), _fresh(args, env, cwd=tmp_path)
+    forked, fresh = run_mmbench(args, env, cwd=tmp_path), fresh_mmbench(args, env, cwd=tmp_path)
     assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
     assert forked.returncode == (0 if args[0] in ("models", "datasets") else 2)
 
@@ -42,7 +36,7 @@ def test_environment_working_directory_and_pythonpath_are_the_commands(tmp_path)
     # to find the class
     (work / "model.py").write_text("import probe_mod\n")
     forked = run_mmbench(["check", "model.py:Nope"], env, cwd=work)
-    fresh = _fresh(["check", "model.py:Nope"], env, cwd=work)
+    fresh = fresh_mmbench(["check", "model.py:Nope"], env, cwd=work)
     assert f"probe {work} 42" in forked.stdout, (forked.stdout, forked.stderr)
     assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
 

@@ -28,13 +28,12 @@ def test_late_fusion_weights(tiny):
 # Rank fusion calls ranx (see tests/helpers.py, RANX_COMPILED): the tests that fuse run in one
 # child pytest with numba's JIT off, or here with MMBENCH_TEST_RANX_JIT=1.
 _IN_CHILD = os.environ.get("MMBENCH_RANX_CHILD") == "1"
-_COMPILED = RANX_COMPILED
-fuses_with_ranx = pytest.mark.skipif(not (_IN_CHILD or _COMPILED),
+fuses_with_ranx = pytest.mark.skipif(not (_IN_CHILD or RANX_COMPILED),
                                      reason="run by test_rank_fusion_with_ranx_interpreted in a child pytest")
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(_IN_CHILD or _COMPILED, reason="the rank-fusion tests run in this process")
+@pytest.mark.skipif(_IN_CHILD or RANX_COMPILED, reason="the rank-fusion tests run in this process")
 def test_rank_fusion_with_ranx_interpreted():
     env = dict(interpreted_ranx_env(), MMBENCH_RANX_CHILD="1")
     names = ["test_rank_fuse_matches_hand_computed_rrf", "test_late_fusion_rank_fusion_gives_a_valid_ranking"]
